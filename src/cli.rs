@@ -1,0 +1,77 @@
+//! Command-line flags, Prometheus style (`--web.listen-address`, `--config.file`, …).
+
+use clap::{Parser, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Logfmt,
+    Json,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "siembox-exporter",
+    version,
+    about = "Prometheus exporter: blackbox-compatible probes, database probes and SSH audits of servers"
+)]
+pub struct Cli {
+    /// Configuration file (blackbox_exporter's format works as is). Without it, a built-in
+    /// config with blackbox's stock modules is used.
+    #[arg(long = "config.file", value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+
+    /// Validate the configuration file and exit (non-zero on any error).
+    #[arg(long = "config.check")]
+    pub config_check: bool,
+
+    /// Address to listen on for /probe, /metrics and the rest.
+    #[arg(long = "web.listen-address", value_name = "ADDR", default_value = ":9847", value_parser = parse_listen_address)]
+    pub listen_address: SocketAddr,
+
+    /// Seconds subtracted from Prometheus' scrape timeout to leave time to answer.
+    #[arg(long = "timeout-offset", value_name = "SECONDS", default_value_t = 0.5)]
+    pub timeout_offset: f64,
+
+    /// Only log messages with the given severity or above: debug, info, warn, error.
+    #[arg(long = "log.level", value_name = "LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Output format of log messages.
+    #[arg(long = "log.format", value_enum, default_value = "logfmt")]
+    pub log_format: LogFormat,
+}
+
+/// Accepts `:9847` (all interfaces, as Go programs do), `host:port` and `[v6]:port`.
+pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_string()
+    };
+    if let Ok(a) = full.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    use std::net::ToSocketAddrs;
+    full.to_socket_addrs()
+        .map_err(|e| format!("invalid listen address {s:?}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("listen address {s:?} resolves to nothing"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_address_forms() {
+        assert_eq!(parse_listen_address(":9847").unwrap().port(), 9847);
+        assert_eq!(
+            parse_listen_address("127.0.0.1:1").unwrap().to_string(),
+            "127.0.0.1:1"
+        );
+        assert!(parse_listen_address("[::1]:80").unwrap().is_ipv6());
+        assert!(parse_listen_address("nonsense").is_err());
+    }
+}

@@ -1,0 +1,152 @@
+//! Reading a config file: YAML parse errors with file, line, column and field path; then the
+//! cross-field checks of `validate`, all reported at once.
+
+use super::Config;
+use std::fmt;
+use std::path::Path;
+
+/// One thing wrong with a config, located as precisely as we know.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub line: Option<u64>,
+    pub column: Option<u64>,
+    /// Dotted path of the field, e.g. `modules.http_2xx.http.method`.
+    pub field: String,
+    pub message: String,
+}
+
+/// Everything wrong with one config file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub origin: String,
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl std::error::Error for ConfigError {}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            f.write_str(&self.origin)?;
+            match (p.line, p.column) {
+                (Some(l), Some(c)) => write!(f, ":{l}:{c}")?,
+                (Some(l), None) => write!(f, ":{l}")?,
+                _ => {}
+            }
+            if p.field.is_empty() {
+                write!(f, ": {}", p.message)?;
+            } else {
+                write!(f, ": field {}: {}", p.field, p.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ConfigError {
+    pub fn single(origin: &str, field: &str, message: impl Into<String>) -> Self {
+        ConfigError {
+            origin: origin.to_string(),
+            problems: vec![ConfigProblem {
+                line: None,
+                column: None,
+                field: field.to_string(),
+                message: message.into(),
+            }],
+        }
+    }
+}
+
+/// The largest config file we read; anything bigger is an operator mistake or an attack.
+pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
+
+impl Config {
+    pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+        let origin = path.display().to_string();
+        let meta = std::fs::metadata(path).map_err(|e| {
+            ConfigError::single(&origin, "", format!("cannot read config file: {e}"))
+        })?;
+        if meta.len() > MAX_CONFIG_BYTES {
+            return Err(ConfigError::single(
+                &origin,
+                "",
+                format!(
+                    "file is {} bytes, more than the {MAX_CONFIG_BYTES} allowed",
+                    meta.len()
+                ),
+            ));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::single(&origin, "", format!("cannot read config file: {e}"))
+        })?;
+        Config::from_yaml_str(&text, &origin)
+    }
+
+    /// Parses and validates; `origin` names the source in errors (a file path).
+    pub fn from_yaml_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        let mut path_seen = String::new();
+        let parsed = serde_saphyr::with_deserializer_from_str(text, |de| {
+            serde_path_to_error::deserialize::<_, Config>(de).map_err(|e| {
+                path_seen = e.path().to_string();
+                e.into_inner()
+            })
+        });
+        let config = parsed.map_err(|e| {
+            let loc = e.location();
+            let message = first_line_of(&e);
+            ConfigError {
+                origin: origin.to_string(),
+                problems: vec![ConfigProblem {
+                    line: loc.map(|l| l.line()),
+                    column: loc.map(|l| l.column()),
+                    field: if path_seen == "." {
+                        String::new()
+                    } else {
+                        path_seen.clone()
+                    },
+                    message,
+                }],
+            }
+        })?;
+        let problems = super::validate::validate(&config, text);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError {
+                origin: origin.to_string(),
+                problems,
+            })
+        }
+    }
+}
+
+/// serde-saphyr renders a snippet after the message; we keep the message and give the location
+/// ourselves, so every error is one line in logs.
+fn first_line_of(e: &serde_saphyr::Error) -> String {
+    let full = e.to_string();
+    let line = full.lines().next().unwrap_or("invalid YAML").trim();
+    // Drop a trailing " at line X column Y" that we print in front already.
+    match line.find(" at line ") {
+        Some(i) => line[..i].to_string(),
+        None => line.to_string(),
+    }
+}
+
+/// The 1-based line where `key:` first appears, to locate problems found after parsing.
+pub(super) fn line_of_key(text: &str, key: &str) -> Option<u64> {
+    text.lines()
+        .position(|l| {
+            let t = l.trim_start().trim_start_matches("- ");
+            t.strip_prefix(key)
+                .is_some_and(|rest| rest.starts_with(':'))
+                || t.strip_prefix(&format!("\"{key}\""))
+                    .is_some_and(|rest| rest.starts_with(':'))
+        })
+        .map(|i| i as u64 + 1)
+}

@@ -1,0 +1,519 @@
+//! A probe module: blackbox_exporter's module format, unchanged, plus our own probers' sections.
+//! Every section defaults, so a blackbox file loads as it is; unknown fields are errors.
+
+use super::duration::PromDuration;
+use super::services::{MongoProbe, MysqlProbe, PostgresProbe, RedisProbe, SshAuditProbe, SshProbe};
+use super::types::{ByteSize, ExistingFile, IpProtocol, Regexp, Secret};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Which prober a module uses. Also the key of the per-type concurrency limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProberKind {
+    Http,
+    Tcp,
+    Dns,
+    Icmp,
+    Grpc,
+    Ssh,
+    SshAudit,
+    Postgres,
+    Mysql,
+    Redis,
+    Mongodb,
+}
+
+impl ProberKind {
+    pub const ALL: [ProberKind; 11] = [
+        ProberKind::Http,
+        ProberKind::Tcp,
+        ProberKind::Dns,
+        ProberKind::Icmp,
+        ProberKind::Grpc,
+        ProberKind::Ssh,
+        ProberKind::SshAudit,
+        ProberKind::Postgres,
+        ProberKind::Mysql,
+        ProberKind::Redis,
+        ProberKind::Mongodb,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProberKind::Http => "http",
+            ProberKind::Tcp => "tcp",
+            ProberKind::Dns => "dns",
+            ProberKind::Icmp => "icmp",
+            ProberKind::Grpc => "grpc",
+            ProberKind::Ssh => "ssh",
+            ProberKind::SshAudit => "ssh_audit",
+            ProberKind::Postgres => "postgres",
+            ProberKind::Mysql => "mysql",
+            ProberKind::Redis => "redis",
+            ProberKind::Mongodb => "mongodb",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Module {
+    pub prober: ProberKind,
+    /// Upper bound of one probe; the scrape timeout header may shorten it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<PromDuration>,
+    /// Serve a result this fresh from cache instead of probing again (ours, not blackbox's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_for: Option<PromDuration>,
+    #[serde(default)]
+    pub http: HttpProbe,
+    #[serde(default)]
+    pub tcp: TcpProbe,
+    #[serde(default)]
+    pub dns: DnsProbe,
+    #[serde(default)]
+    pub icmp: IcmpProbe,
+    #[serde(default)]
+    pub grpc: GrpcProbe,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<SshProbe>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_audit: Option<SshAuditProbe>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<PostgresProbe>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mysql: Option<MysqlProbe>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisProbe>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mongodb: Option<MongoProbe>,
+}
+
+impl Module {
+    /// A module with every section at its default: what blackbox does for `prober: X` alone.
+    pub fn new(prober: ProberKind) -> Self {
+        Module {
+            prober,
+            timeout: None,
+            cache_for: None,
+            http: HttpProbe::default(),
+            tcp: TcpProbe::default(),
+            dns: DnsProbe::default(),
+            icmp: IcmpProbe::default(),
+            grpc: GrpcProbe::default(),
+            ssh: None,
+            ssh_audit: None,
+            postgres: None,
+            mysql: None,
+            redis: None,
+            mongodb: None,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn is_true(b: &bool) -> bool {
+    *b
+}
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// TLS client settings, as in Prometheus' common config.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<ExistingFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<ExistingFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<ExistingFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub insecure_skip_verify: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_version: Option<TlsVersion>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_version: Option<TlsVersion>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+pub enum TlsVersion {
+    TLS10,
+    TLS11,
+    TLS12,
+    TLS13,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    #[serde(default)]
+    pub username: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_file: Option<ExistingFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<ExistingFile>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Authorization {
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_file: Option<ExistingFile>,
+}
+
+/// OAuth2 client-credentials settings; accepted so blackbox files load (see README for support).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2 {
+    pub client_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_file: Option<ExistingFile>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    pub token_url: String,
+    #[serde(default)]
+    pub endpoint_params: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_config: Option<TlsConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_url: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderMatch {
+    pub header: String,
+    pub regexp: Regexp,
+    #[serde(default)]
+    pub allow_missing: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpProbe {
+    /// Empty means any 2xx.
+    #[serde(default)]
+    pub valid_status_codes: Vec<u16>,
+    #[serde(default)]
+    pub valid_http_versions: Vec<String>,
+    #[serde(default)]
+    pub preferred_ip_protocol: IpProtocol,
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub ip_protocol_fallback: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub skip_resolve_phase_with_proxy: bool,
+    /// Deprecated blackbox spelling of `follow_redirects: false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_follow_redirects: Option<bool>,
+    #[serde(default = "yes")]
+    pub follow_redirects: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub fail_if_ssl: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub fail_if_not_ssl: bool,
+    #[serde(default = "default_method")]
+    pub method: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub fail_if_body_matches_regexp: Vec<Regexp>,
+    #[serde(default)]
+    pub fail_if_body_not_matches_regexp: Vec<Regexp>,
+    #[serde(default)]
+    pub fail_if_header_matches: Vec<HeaderMatch>,
+    #[serde(default)]
+    pub fail_if_header_not_matches: Vec<HeaderMatch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_file: Option<ExistingFile>,
+    #[serde(default)]
+    pub compression: String,
+    #[serde(default)]
+    pub body_size_limit: ByteSize,
+    // Prometheus common HTTP client settings, inlined as blackbox does.
+    #[serde(default)]
+    pub tls_config: TlsConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<BasicAuth>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token_file: Option<ExistingFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<Authorization>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth2: Option<OAuth2>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_proxy: Option<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub proxy_from_environment: bool,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub proxy_connect_header: BTreeMap<String, Vec<Secret>>,
+    #[serde(default = "yes")]
+    pub enable_http2: bool,
+    /// Reuse connections between probes of this module (ours; blackbox never reuses).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub keep_alive: bool,
+}
+
+fn default_method() -> String {
+    "GET".into()
+}
+
+impl Default for HttpProbe {
+    fn default() -> Self {
+        HttpProbe {
+            valid_status_codes: Vec::new(),
+            valid_http_versions: Vec::new(),
+            preferred_ip_protocol: IpProtocol::Ip6,
+            ip_protocol_fallback: true,
+            skip_resolve_phase_with_proxy: false,
+            no_follow_redirects: None,
+            follow_redirects: true,
+            fail_if_ssl: false,
+            fail_if_not_ssl: false,
+            method: default_method(),
+            headers: BTreeMap::new(),
+            fail_if_body_matches_regexp: Vec::new(),
+            fail_if_body_not_matches_regexp: Vec::new(),
+            fail_if_header_matches: Vec::new(),
+            fail_if_header_not_matches: Vec::new(),
+            body: None,
+            body_file: None,
+            compression: String::new(),
+            body_size_limit: ByteSize(0),
+            tls_config: TlsConfig::default(),
+            basic_auth: None,
+            bearer_token: None,
+            bearer_token_file: None,
+            authorization: None,
+            oauth2: None,
+            proxy_url: None,
+            no_proxy: None,
+            proxy_from_environment: false,
+            proxy_connect_header: BTreeMap::new(),
+            enable_http2: true,
+            keep_alive: false,
+        }
+    }
+}
+
+impl HttpProbe {
+    /// `follow_redirects`, honouring the deprecated `no_follow_redirects`.
+    pub fn follows_redirects(&self) -> bool {
+        match self.no_follow_redirects {
+            Some(no) => !no && self.follow_redirects,
+            None => self.follow_redirects,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<Regexp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_bytes: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send: Option<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub starttls: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpProbe {
+    #[serde(default)]
+    pub preferred_ip_protocol: IpProtocol,
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub ip_protocol_fallback: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip_address: Option<String>,
+    #[serde(default)]
+    pub query_response: Vec<QueryResponse>,
+    #[serde(default)]
+    pub tls: bool,
+    #[serde(default)]
+    pub tls_config: TlsConfig,
+}
+
+impl Default for TcpProbe {
+    fn default() -> Self {
+        TcpProbe {
+            preferred_ip_protocol: IpProtocol::Ip6,
+            ip_protocol_fallback: true,
+            source_ip_address: None,
+            query_response: Vec::new(),
+            tls: false,
+            tls_config: TlsConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsRrValidator {
+    #[serde(default)]
+    pub fail_if_matches_regexp: Vec<Regexp>,
+    #[serde(default)]
+    pub fail_if_all_match_regexp: Vec<Regexp>,
+    #[serde(default)]
+    pub fail_if_not_matches_regexp: Vec<Regexp>,
+    #[serde(default)]
+    pub fail_if_none_matches_regexp: Vec<Regexp>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DnsTransport {
+    #[default]
+    Udp,
+    Tcp,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsProbe {
+    #[serde(default)]
+    pub preferred_ip_protocol: IpProtocol,
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub ip_protocol_fallback: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip_address: Option<String>,
+    #[serde(default)]
+    pub transport_protocol: DnsTransport,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub dns_over_tls: bool,
+    #[serde(default)]
+    pub tls_config: TlsConfig,
+    #[serde(default)]
+    pub query_name: String,
+    #[serde(default = "default_query_type")]
+    pub query_type: String,
+    #[serde(default = "default_query_class")]
+    pub query_class: String,
+    #[serde(default = "yes")]
+    pub recursion_desired: bool,
+    /// Empty means NOERROR only.
+    #[serde(default)]
+    pub valid_rcodes: Vec<String>,
+    #[serde(default)]
+    pub validate_answer_rrs: DnsRrValidator,
+    #[serde(default)]
+    pub validate_authority_rrs: DnsRrValidator,
+    #[serde(default)]
+    pub validate_additional_rrs: DnsRrValidator,
+}
+
+fn default_query_type() -> String {
+    "ANY".into()
+}
+fn default_query_class() -> String {
+    "IN".into()
+}
+
+impl Default for DnsProbe {
+    fn default() -> Self {
+        DnsProbe {
+            preferred_ip_protocol: IpProtocol::Ip6,
+            ip_protocol_fallback: true,
+            source_ip_address: None,
+            transport_protocol: DnsTransport::Udp,
+            dns_over_tls: false,
+            tls_config: TlsConfig::default(),
+            query_name: String::new(),
+            query_type: default_query_type(),
+            query_class: default_query_class(),
+            recursion_desired: true,
+            valid_rcodes: Vec::new(),
+            validate_answer_rrs: DnsRrValidator::default(),
+            validate_authority_rrs: DnsRrValidator::default(),
+            validate_additional_rrs: DnsRrValidator::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IcmpProbe {
+    #[serde(default)]
+    pub preferred_ip_protocol: IpProtocol,
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub ip_protocol_fallback: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip_address: Option<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub dont_fragment: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_size: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u8>,
+}
+
+impl Default for IcmpProbe {
+    fn default() -> Self {
+        IcmpProbe {
+            preferred_ip_protocol: IpProtocol::Ip6,
+            ip_protocol_fallback: true,
+            source_ip_address: None,
+            dont_fragment: false,
+            payload_size: None,
+            ttl: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcProbe {
+    #[serde(default)]
+    pub service: String,
+    #[serde(default)]
+    pub preferred_ip_protocol: IpProtocol,
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub ip_protocol_fallback: bool,
+    #[serde(default)]
+    pub tls: bool,
+    #[serde(default)]
+    pub tls_config: TlsConfig,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for GrpcProbe {
+    fn default() -> Self {
+        GrpcProbe {
+            service: String::new(),
+            preferred_ip_protocol: IpProtocol::Ip6,
+            ip_protocol_fallback: true,
+            tls: false,
+            tls_config: TlsConfig::default(),
+            metadata: BTreeMap::new(),
+        }
+    }
+}

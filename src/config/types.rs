@@ -1,0 +1,232 @@
+//! Small typed values shared by every section: regexps compiled at load, secrets that never print,
+//! file paths checked at load, IP protocol preference.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::path::PathBuf;
+
+/// A regular expression compiled while the config loads, so a bad one is a load error with a line.
+#[derive(Clone)]
+pub struct Regexp(pub regex::Regex);
+
+impl Regexp {
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+    pub fn is_match(&self, s: &str) -> bool {
+        self.0.is_match(s)
+    }
+}
+
+impl fmt::Debug for Regexp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Regexp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        regex::Regex::new(&s).map(Regexp).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid regexp {s:?}: {}",
+                one_line(&e.to_string())
+            ))
+        })
+    }
+}
+
+impl Serialize for Regexp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.as_str())
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A secret written inline in the config. It is shown as `<secret>` everywhere it could leak:
+/// `/config`, debug output, logs.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+pub const REDACTED: &str = "<secret>";
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret)
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(REDACTED)
+    }
+}
+
+/// A path to a file that must exist when the config loads (certificates, keys, password files).
+/// Its content is read when used, so rotated files are picked up without a reload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct ExistingFile(pub PathBuf);
+
+impl<'de> Deserialize<'de> for ExistingFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let path = PathBuf::from(&s);
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => Ok(ExistingFile(path)),
+            Ok(_) => Err(serde::de::Error::custom(format!(
+                "{s:?} is not a regular file"
+            ))),
+            Err(e) => Err(serde::de::Error::custom(format!(
+                "cannot read file {s:?}: {e}"
+            ))),
+        }
+    }
+}
+
+impl ExistingFile {
+    /// Reads a secret file, trimming the trailing newline editors add.
+    pub fn read_secret(&self) -> std::io::Result<Secret> {
+        let s = std::fs::read_to_string(&self.0)?;
+        Ok(Secret(s.trim_end_matches(['\n', '\r']).to_string()))
+    }
+    pub fn read(&self) -> std::io::Result<Vec<u8>> {
+        std::fs::read(&self.0)
+    }
+}
+
+/// `preferred_ip_protocol`: which address family to try first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default)]
+pub enum IpProtocol {
+    #[default]
+    #[serde(rename = "ip6", alias = "ipv6", alias = "IP6")]
+    Ip6,
+    #[serde(rename = "ip4", alias = "ipv4", alias = "IP4")]
+    Ip4,
+}
+
+/// A password or token given inline, in a file, or in an environment variable.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSource {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<ExistingFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+}
+
+impl SecretSource {
+    /// Resolves the secret now; `Ok(None)` when none is configured.
+    pub fn resolve(&self) -> Result<Option<Secret>, String> {
+        if let Some(p) = &self.password {
+            return Ok(Some(p.clone()));
+        }
+        if let Some(f) = &self.password_file {
+            return f
+                .read_secret()
+                .map(Some)
+                .map_err(|e| format!("cannot read password_file {}: {e}", f.0.display()));
+        }
+        if let Some(var) = &self.password_env {
+            return std::env::var(var)
+                .map(|v| Some(Secret(v)))
+                .map_err(|_| format!("environment variable {var} (password_env) is not set"));
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?}"), REDACTED);
+        assert!(!serde_json::to_string(&s).unwrap().contains("hunter2"));
+        assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn bad_regexp_is_an_error() {
+        let e = serde_json::from_str::<Regexp>("\"a(\"")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("invalid regexp"), "{e}");
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        let e = serde_json::from_str::<ExistingFile>("\"/nonexistent/x.pem\"")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("/nonexistent/x.pem"), "{e}");
+    }
+}
+
+/// A byte size like blackbox's `body_size_limit`: a plain number or `10MB`, `512KiB`
+/// (KB/MB/GB are powers of 1024, as in Prometheus' Base2Bytes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(ByteSize(n)),
+            Raw::S(s) => parse_byte_size(&s)
+                .map(ByteSize)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+fn parse_byte_size(text: &str) -> Result<u64, String> {
+    let s = text.trim();
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    let n: u64 = s[..digits]
+        .parse()
+        .map_err(|_| format!("invalid size {text:?}: expected e.g. 10MB"))?;
+    let mult: u64 = match s[digits..].trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "KB" | "KIB" | "K" => 1 << 10,
+        "MB" | "MIB" | "M" => 1 << 20,
+        "GB" | "GIB" | "G" => 1 << 30,
+        "TB" | "TIB" | "T" => 1 << 40,
+        u => return Err(format!("invalid size {text:?}: unknown unit {u:?}")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("invalid size {text:?}: too large"))
+}

@@ -1,0 +1,93 @@
+//! Flags → config → app → serve. Everything else lives in the library.
+
+use anyhow::Context;
+use clap::Parser;
+use siembox_exporter::cli::{Cli, LogFormat};
+use siembox_exporter::{App, AppOptions, Config};
+use std::time::Duration;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let config = match &cli.config_file {
+        Some(path) => Config::load_file(path),
+        None => Ok(Config::builtin()),
+    };
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: invalid configuration\n{e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    if cli.config_check {
+        let origin = cli
+            .config_file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "<built-in>".into());
+        println!(
+            "{origin}: configuration is valid ({} modules)",
+            config.modules.len()
+        );
+        return std::process::ExitCode::SUCCESS;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime starts");
+    match runtime.block_on(run(cli, config)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "exiting");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
+    let options = AppOptions {
+        timeout_offset: Duration::from_secs_f64(cli.timeout_offset.max(0.0)),
+    };
+    let app = App::new(config, cli.config_file.clone(), options);
+    let listener = tokio::net::TcpListener::bind(cli.listen_address)
+        .await
+        .with_context(|| format!("cannot listen on {}", cli.listen_address))?;
+    tracing::info!(address = %cli.listen_address, config = ?cli.config_file, "siembox-exporter listening");
+
+    let reload_app = app.clone();
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let _ = reload_app.reload();
+        }
+    });
+    siembox_exporter::server::serve(app, listener, shutdown_signal()).await;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutdown requested");
+}
+
+fn init_logging(cli: &Cli) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Logfmt => builder.with_ansi(false).init(),
+    }
+}

@@ -1,0 +1,166 @@
+//! Probers: one file per protocol, each one async function
+//! `(request, env, recorder) -> success`, run here inside the probe's deadline.
+
+pub mod recorder;
+pub mod resolve;
+pub mod target;
+pub mod tcp;
+pub mod tls;
+
+use crate::config::{Config, Module, ProberKind, TlsConfig};
+use parking_lot::RwLock;
+use recorder::{FailureReason, Family, LogLine, ProbeRecorder};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
+
+/// What a prober is asked to do.
+pub struct ProbeRequest<'a> {
+    pub target: &'a str,
+    pub module_name: &'a str,
+    pub module: &'a Module,
+    /// Every network wait of the probe ends by this instant.
+    pub deadline: Instant,
+    /// The config the module came from (servers for audits).
+    pub config: &'a Config,
+    /// `hostname` query parameter: Host header and TLS server name for http probes.
+    pub hostname: Option<&'a str>,
+}
+
+/// The finished probe, shareable between concurrent requests and caches.
+#[derive(Debug)]
+pub struct ProbeOutcome {
+    pub success: bool,
+    pub duration: Duration,
+    pub families: Vec<Family>,
+    pub log: Vec<LogLine>,
+    pub failure: Option<FailureReason>,
+    pub finished_at: SystemTime,
+}
+
+/// Long-lived state probers share: the caching resolver, TLS clients built once per module.
+pub struct ProbeEnv {
+    pub resolver: resolve::Resolver,
+    tls_clients: RwLock<HashMap<(String, &'static str), Arc<tls::TlsClient>>>,
+}
+
+impl Default for ProbeEnv {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ProbeEnv {
+    pub fn new() -> Self {
+        ProbeEnv {
+            resolver: resolve::Resolver::from_system(),
+            tls_clients: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The TLS client of `module` for one use (`purpose` tells e.g. `h2` ALPN from plain); built on
+    /// first use and kept until the next config reload.
+    pub fn tls_client(
+        &self,
+        module: &str,
+        purpose: &'static str,
+        cfg: &TlsConfig,
+        alpn: &[&[u8]],
+    ) -> Result<Arc<tls::TlsClient>, String> {
+        let key = (module.to_string(), purpose);
+        if let Some(c) = self.tls_clients.read().get(&key) {
+            return Ok(c.clone());
+        }
+        let client = Arc::new(tls::TlsClient::build(cfg, alpn)?);
+        self.tls_clients.write().insert(key, client.clone());
+        Ok(client)
+    }
+
+    /// Drops everything derived from the previous config.
+    pub fn config_changed(&self) {
+        self.tls_clients.write().clear();
+    }
+}
+
+/// Runs one probe to completion or to its deadline and returns what it recorded, including
+/// `probe_success` and `probe_duration_seconds`.
+pub async fn run_probe(req: &ProbeRequest<'_>, env: &ProbeEnv) -> ProbeOutcome {
+    let start = Instant::now();
+    let mut rec = ProbeRecorder::new();
+    rec.info(format!(
+        "Beginning probe: prober={} timeout_seconds={:.3}",
+        req.module.prober.as_str(),
+        req.deadline.saturating_duration_since(start).as_secs_f64()
+    ));
+    let success = match tokio::time::timeout_at(req.deadline, dispatch(req, env, &mut rec)).await {
+        Ok(ok) => ok,
+        Err(_) => {
+            rec.fail(FailureReason::Timeout, "probe timed out: deadline reached");
+            false
+        }
+    };
+    let duration = start.elapsed();
+    if success {
+        rec.info(format!(
+            "Probe succeeded: duration_seconds={:.6}",
+            duration.as_secs_f64()
+        ));
+    } else {
+        rec.info(format!(
+            "Probe failed: duration_seconds={:.6}",
+            duration.as_secs_f64()
+        ));
+    }
+    finish(rec, success, duration)
+}
+
+/// An outcome for a probe that never ran (rejected by a limit, bad target).
+pub fn refused(reason: FailureReason, message: String) -> ProbeOutcome {
+    let mut rec = ProbeRecorder::new();
+    rec.fail(reason, message);
+    finish(rec, false, Duration::ZERO)
+}
+
+fn finish(mut rec: ProbeRecorder, success: bool, duration: Duration) -> ProbeOutcome {
+    rec.gauge(
+        "probe_duration_seconds",
+        "Returns how long the probe took to complete in seconds",
+        duration.as_secs_f64(),
+    );
+    rec.gauge(
+        "probe_success",
+        "Displays whether or not the probe was a success",
+        if success { 1.0 } else { 0.0 },
+    );
+    let failure = if success {
+        None
+    } else {
+        Some(rec.failure().unwrap_or(FailureReason::Other))
+    };
+    let log = rec.take_log();
+    ProbeOutcome {
+        success,
+        duration,
+        families: rec.into_families(),
+        log,
+        failure,
+        finished_at: SystemTime::now(),
+    }
+}
+
+async fn dispatch(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecorder) -> bool {
+    match req.module.prober {
+        ProberKind::Tcp => tcp::probe(req, env, rec).await,
+        other => {
+            rec.fail(
+                FailureReason::Config,
+                format!(
+                    "the {} prober is not available in this build",
+                    other.as_str()
+                ),
+            );
+            false
+        }
+    }
+}

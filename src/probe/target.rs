@@ -1,0 +1,51 @@
+//! Cheap checks of a `/probe` target before any work: a malformed target is the caller's
+//! mistake (HTTP 400), not a failed probe.
+
+use crate::config::ProberKind;
+
+/// The longest target accepted; URLs longer than this are not monitoring targets.
+pub const MAX_TARGET_LEN: usize = 2048;
+
+pub fn check(kind: ProberKind, target: &str) -> Result<(), String> {
+    if target.len() > MAX_TARGET_LEN {
+        return Err(format!("longer than {MAX_TARGET_LEN} bytes"));
+    }
+    if target.chars().any(|c| c.is_control() || c == ' ') {
+        return Err("contains spaces or control characters".into());
+    }
+    match kind {
+        ProberKind::Tcp | ProberKind::Ssh => super::resolve::split_host_port(target).map(|_| ()),
+        ProberKind::Http => {
+            let with_scheme = if target.contains("://") {
+                target.to_string()
+            } else {
+                format!("http://{target}")
+            };
+            let url = url::Url::parse(&with_scheme).map_err(|e| format!("not a URL: {e}"))?;
+            match url.scheme() {
+                "http" | "https" => {}
+                s => return Err(format!("scheme {s:?} is not http or https")),
+            }
+            if url.host_str().is_none_or(str::is_empty) {
+                return Err("URL has no host".into());
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_malformed_targets() {
+        assert!(check(ProberKind::Tcp, "localhost").is_err());
+        assert!(check(ProberKind::Tcp, "localhost:22").is_ok());
+        assert!(check(ProberKind::Http, "ftp://x").is_err());
+        assert!(check(ProberKind::Http, "example.org/path").is_ok());
+        assert!(check(ProberKind::Http, "http://a b").is_err());
+        assert!(check(ProberKind::Icmp, &"a".repeat(3000)).is_err());
+    }
+}

@@ -1,0 +1,391 @@
+//! TLS for probes: one client config per module (built once, never per probe: blackbox #269),
+//! certificate verification deferred until after the handshake, so an expired or untrusted chain
+//! still reports its expiry and chain metrics before the probe fails (blackbox #653).
+
+use super::recorder::{FailureReason, ProbeRecorder};
+use crate::config::{TlsConfig, TlsVersion};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use sha2::{Digest, Sha256};
+use std::sync::{Arc, OnceLock};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+/// The system's trust roots, loaded once per process (webpki's bundle where the system has none).
+fn system_roots() -> Arc<RootCertStore> {
+    static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let mut store = RootCertStore::empty();
+            let native = rustls_native_certs::load_native_certs();
+            let (added, _) = store.add_parsable_certificates(native.certs);
+            if added == 0 {
+                store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            }
+            Arc::new(store)
+        })
+        .clone()
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A ready TLS client for one module's `tls_config`.
+pub struct TlsClient {
+    connector: TlsConnector,
+    /// `None` when `insecure_skip_verify` is set.
+    verifier: Option<Arc<WebPkiServerVerifier>>,
+    server_name: Option<String>,
+}
+
+impl TlsClient {
+    /// Builds the client; reads CA and client-certificate files now, so errors surface at load.
+    pub fn build(cfg: &TlsConfig, alpn: &[&[u8]]) -> Result<TlsClient, String> {
+        let roots = match (&cfg.ca_file, &cfg.ca) {
+            (None, None) => system_roots(),
+            (file, inline) => {
+                let pem = match (file, inline) {
+                    (Some(f), _) => f
+                        .read()
+                        .map_err(|e| format!("cannot read ca_file {}: {e}", f.0.display()))?,
+                    (None, Some(s)) => s.as_bytes().to_vec(),
+                    (None, None) => unreachable!("matched above"),
+                };
+                let mut store = RootCertStore::empty();
+                let certs = parse_certs(&pem).map_err(|e| format!("ca_file: {e}"))?;
+                let (added, _) = store.add_parsable_certificates(certs);
+                if added == 0 {
+                    return Err("ca_file holds no usable CA certificate".into());
+                }
+                Arc::new(store)
+            }
+        };
+        let verifier = if cfg.insecure_skip_verify {
+            None
+        } else {
+            Some(
+                WebPkiServerVerifier::builder_with_provider(roots, provider())
+                    .build()
+                    .map_err(|e| format!("cannot build certificate verifier: {e}"))?,
+            )
+        };
+        let versions = protocol_versions(cfg.min_version, cfg.max_version)?;
+        let builder = ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&versions)
+            .map_err(|e| format!("TLS versions: {e}"))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(DeferredVerifier {
+                inner: verifier.clone(),
+            }));
+        let mut config = match client_identity(cfg)? {
+            Some((certs, key)) => builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| format!("client certificate: {e}"))?,
+            None => builder.with_no_client_auth(),
+        };
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(TlsClient {
+            connector: TlsConnector::from(Arc::new(config)),
+            verifier,
+            server_name: cfg.server_name.clone(),
+        })
+    }
+
+    /// Handshakes over `io`, records the TLS metrics, then verifies the chain against `host`
+    /// (or `server_name`). Fails the probe with reason `tls` on any error.
+    pub async fn connect<IO: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        io: IO,
+        host: &str,
+        rec: &mut ProbeRecorder,
+    ) -> Option<TlsStream<IO>> {
+        let name_text = self.server_name.as_deref().unwrap_or(host);
+        let name_text = super::resolve::bare_host(name_text);
+        let server_name = match ServerName::try_from(name_text.to_string()) {
+            Ok(n) => n,
+            Err(e) => {
+                rec.fail(
+                    FailureReason::Tls,
+                    format!("invalid TLS server name {name_text:?}: {e}"),
+                );
+                return None;
+            }
+        };
+        let stream = match self.connector.connect(server_name.clone(), io).await {
+            Ok(s) => s,
+            Err(e) => {
+                rec.fail(FailureReason::Tls, format!("TLS handshake failed: {e}"));
+                return None;
+            }
+        };
+        let (_, conn) = stream.get_ref();
+        let certs: Vec<CertificateDer<'static>> = conn
+            .peer_certificates()
+            .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+            .unwrap_or_default();
+        record_tls_state(
+            conn.protocol_version(),
+            conn.negotiated_cipher_suite(),
+            &certs,
+            rec,
+        );
+        if let Some(verifier) = &self.verifier {
+            let Some((end, intermediates)) = certs.split_first() else {
+                rec.fail(FailureReason::Tls, "server sent no certificate");
+                return None;
+            };
+            if let Err(e) =
+                verifier.verify_server_cert(end, intermediates, &server_name, &[], UnixTime::now())
+            {
+                rec.fail(
+                    FailureReason::Tls,
+                    format!("certificate verification failed: {e}"),
+                );
+                return None;
+            }
+        }
+        Some(stream)
+    }
+}
+
+fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(pem).collect();
+    let certs = certs.map_err(|e| format!("invalid PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("no certificate found in PEM".into());
+    }
+    Ok(certs)
+}
+
+fn client_identity(
+    cfg: &TlsConfig,
+) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let cert_pem = match (&cfg.cert_file, &cfg.cert) {
+        (Some(f), _) => Some(
+            f.read()
+                .map_err(|e| format!("cannot read cert_file {}: {e}", f.0.display()))?,
+        ),
+        (None, Some(s)) => Some(s.as_bytes().to_vec()),
+        _ => None,
+    };
+    let key_pem = match (&cfg.key_file, &cfg.key) {
+        (Some(f), _) => Some(
+            f.read()
+                .map_err(|e| format!("cannot read key_file {}: {e}", f.0.display()))?,
+        ),
+        (None, Some(s)) => Some(s.expose().as_bytes().to_vec()),
+        _ => None,
+    };
+    match (cert_pem, key_pem) {
+        (None, None) => Ok(None),
+        (Some(c), Some(k)) => {
+            let certs = parse_certs(&c).map_err(|e| format!("cert_file: {e}"))?;
+            let key = PrivateKeyDer::from_pem_slice(&k)
+                .map_err(|_| "key_file holds no usable private key".to_string())?;
+            Ok(Some((certs, key)))
+        }
+        _ => Err("cert_file and key_file must be given together".into()),
+    }
+}
+
+fn protocol_versions(
+    min: Option<TlsVersion>,
+    max: Option<TlsVersion>,
+) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, String> {
+    let lo = min.unwrap_or(TlsVersion::TLS12);
+    let hi = max.unwrap_or(TlsVersion::TLS13);
+    if lo > hi {
+        return Err("tls_config.min_version is above max_version".into());
+    }
+    let mut out = Vec::new();
+    // TLS 1.0 and 1.1 are not implemented by rustls; a range reaching down to them uses 1.2.
+    if hi >= TlsVersion::TLS12 && lo <= TlsVersion::TLS12 {
+        out.push(&rustls::version::TLS12);
+    }
+    if hi >= TlsVersion::TLS13 {
+        out.push(&rustls::version::TLS13);
+    }
+    if out.is_empty() {
+        return Err("tls_config allows only TLS 1.0/1.1, which are not supported".into());
+    }
+    Ok(out)
+}
+
+/// Accepts any chain during the handshake (signatures are still checked); `TlsClient::connect`
+/// verifies the chain right after, before any application data is sent.
+#[derive(Debug)]
+struct DeferredVerifier {
+    inner: Option<Arc<WebPkiServerVerifier>>,
+}
+
+impl ServerCertVerifier for DeferredVerifier {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &provider().signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &provider().signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        match &self.inner {
+            Some(v) => v.supported_verify_schemes(),
+            None => provider()
+                .signature_verification_algorithms
+                .supported_schemes(),
+        }
+    }
+}
+
+/// Blackbox's TLS metrics from what the server sent.
+///
+/// `probe_ssl_earliest_cert_expiry` is the earliest `notAfter` over every certificate the server
+/// sent (leaf and intermediates, not the trust anchor it may omit).
+/// `probe_ssl_last_chain_expiry_timestamp_seconds` is the earliest `notAfter` of the chain as sent,
+/// and `probe_ssl_last_chain_info` describes its leaf.
+pub fn record_tls_state(
+    version: Option<rustls::ProtocolVersion>,
+    suite: Option<rustls::SupportedCipherSuite>,
+    certs: &[CertificateDer<'_>],
+    rec: &mut ProbeRecorder,
+) {
+    if let Some(v) = version {
+        let name = match v {
+            rustls::ProtocolVersion::TLSv1_3 => "TLS 1.3",
+            rustls::ProtocolVersion::TLSv1_2 => "TLS 1.2",
+            _ => "unknown",
+        };
+        rec.gauge_with(
+            "probe_tls_version_info",
+            "Returns the TLS version used or NaN when unknown",
+            &[("version", name)],
+            1.0,
+        );
+    }
+    if let Some(s) = suite {
+        let raw = s.suite().as_str().unwrap_or("unknown");
+        let name = raw.replacen("TLS13_", "TLS_", 1);
+        rec.gauge_with(
+            "probe_tls_cipher_info",
+            "Returns the TLS cipher negotiated during handshake",
+            &[("cipher", &name)],
+            1.0,
+        );
+    }
+    let mut earliest: Option<i64> = None;
+    for der in certs {
+        if let Ok((_, cert)) = x509_parser::parse_x509_certificate(der.as_ref()) {
+            let not_after = cert.validity().not_after.timestamp();
+            earliest = Some(earliest.map_or(not_after, |e| e.min(not_after)));
+        }
+    }
+    if let Some(e) = earliest {
+        rec.gauge(
+            "probe_ssl_earliest_cert_expiry",
+            "Returns last SSL chain expiry in unixtime",
+            e as f64,
+        );
+        rec.gauge(
+            "probe_ssl_last_chain_expiry_timestamp_seconds",
+            "Returns last SSL chain expiry in timestamp",
+            e as f64,
+        );
+    }
+    if let Some(leaf) = certs.first() {
+        if let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf.as_ref()) {
+            let fingerprint = hex(&Sha256::digest(leaf.as_ref()));
+            let sans = cert
+                .subject_alternative_name()
+                .ok()
+                .flatten()
+                .map(|ext| {
+                    ext.value
+                        .general_names
+                        .iter()
+                        .filter_map(|n| match n {
+                            x509_parser::extensions::GeneralName::DNSName(d) => {
+                                Some((*d).to_string())
+                            }
+                            x509_parser::extensions::GeneralName::IPAddress(b) => ip_from_bytes(b),
+                            _ => None,
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
+            rec.gauge_with(
+                "probe_ssl_last_chain_info",
+                "Contains SSL leaf certificate information",
+                &[
+                    ("fingerprint_sha256", &fingerprint),
+                    ("subject", &cert.subject().to_string()),
+                    ("issuer", &cert.issuer().to_string()),
+                    ("subjectalternative", &sans),
+                    (
+                        "serialnumber",
+                        &cert.raw_serial_as_string().replace(':', ""),
+                    ),
+                ],
+                1.0,
+            );
+        }
+    }
+}
+
+fn ip_from_bytes(b: &[u8]) -> Option<String> {
+    match b.len() {
+        4 => Some(std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).to_string()),
+        16 => {
+            let arr: [u8; 16] = b.try_into().ok()?;
+            Some(std::net::Ipv6Addr::from(arr).to_string())
+        }
+        _ => None,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}

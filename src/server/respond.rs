@@ -1,0 +1,73 @@
+//! Building responses: content type, gzip when the client accepts it.
+
+use super::Body;
+use bytes::Bytes;
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use hyper::header::{HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, VARY};
+use hyper::{Request, Response, StatusCode};
+use std::io::Write;
+
+/// Bodies smaller than this are not worth compressing.
+const GZIP_MIN_BYTES: usize = 512;
+
+pub struct Reply {
+    status: StatusCode,
+    content_type: &'static str,
+    body: String,
+}
+
+impl Reply {
+    pub fn new(status: StatusCode, content_type: &'static str, body: impl Into<String>) -> Reply {
+        Reply {
+            status,
+            content_type,
+            body: body.into(),
+        }
+    }
+
+    pub fn into_response<B>(self, req: &Request<B>) -> Response<Body> {
+        let gzip = self.body.len() >= GZIP_MIN_BYTES && accepts_gzip(req);
+        let body = if gzip {
+            gzip_bytes(self.body.as_bytes())
+        } else {
+            None
+        };
+        let mut resp = Response::new(Body::new(match &body {
+            Some(b) => Bytes::from(b.clone()),
+            None => Bytes::from(self.body),
+        }));
+        *resp.status_mut() = self.status;
+        let h = resp.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type));
+        if body.is_some() {
+            h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            h.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
+        }
+        resp
+    }
+}
+
+pub fn plain(status: StatusCode, body: impl Into<String>) -> Reply {
+    Reply::new(status, "text/plain; charset=utf-8", body)
+}
+
+fn accepts_gzip<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get_all(ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|enc| {
+            let mut parts = enc.trim().split(';');
+            let name = parts.next().unwrap_or("").trim();
+            let q_zero = parts.any(|p| matches!(p.trim(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
+            name.eq_ignore_ascii_case("gzip") && !q_zero
+        })
+}
+
+fn gzip_bytes(data: &[u8]) -> Option<Vec<u8>> {
+    let mut enc = GzEncoder::new(Vec::with_capacity(data.len() / 4), Compression::fast());
+    enc.write_all(data).ok()?;
+    enc.finish().ok()
+}

@@ -1,0 +1,193 @@
+//! The exporter's own endpoints: health, readiness, reload, config, metrics, /probe errors.
+
+mod support;
+
+use support::{metric_value, metric_value_with, request, Exporter};
+
+const CONFIG: &str = "
+modules:
+  tcp_connect:
+    prober: tcp
+    timeout: 2s
+  http_2xx:
+    prober: http
+  secret_http:
+    prober: http
+    http:
+      basic_auth:
+        username: probe
+        password: hunter2-secret
+";
+
+#[tokio::test]
+async fn health_and_readiness_answer() {
+    let ex = Exporter::start(CONFIG).await;
+    let h = ex.get("/-/healthy").await;
+    assert_eq!((h.status, h.body.as_str()), (200, "Healthy\n"));
+    assert_eq!(ex.get("/-/ready").await.status, 200);
+    assert_eq!(ex.get("/nope").await.status, 404);
+}
+
+#[tokio::test]
+async fn unknown_module_and_bad_target_are_400_with_a_reason() {
+    let ex = Exporter::start(CONFIG).await;
+    let (status, body) = ex.probe("nope", "127.0.0.1:1").await;
+    assert_eq!(status, 400);
+    assert_eq!(body, "Unknown module \"nope\"\n");
+    let (status, body) = ex.probe("tcp_connect", "no-port-here").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("no port"), "{body}");
+    assert_eq!(ex.get("/probe?module=tcp_connect").await.status, 400);
+    let metrics = ex.get("/metrics").await.body;
+    assert_eq!(
+        metric_value(&metrics, "siembox_module_unknown_total"),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn tcp_probe_of_a_listening_and_a_closed_port() {
+    let ex = Exporter::start(CONFIG).await;
+    let (status, body) = ex.probe("tcp_connect", &ex.addr.to_string()).await;
+    assert_eq!(status, 200);
+    assert_eq!(metric_value(&body, "probe_success"), Some(1.0), "{body}");
+    assert_eq!(metric_value(&body, "probe_ip_protocol"), Some(4.0));
+    let closed = support::free_port();
+    let (_, body) = ex
+        .probe("tcp_connect", &format!("127.0.0.1:{closed}"))
+        .await;
+    assert_eq!(metric_value(&body, "probe_success"), Some(0.0), "{body}");
+    let metrics = ex.get("/metrics").await.body;
+    assert_eq!(
+        metric_value_with(
+            &metrics,
+            "siembox_probes_total",
+            &[("module", "tcp_connect"), ("result", "failure")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric_value_with(
+            &metrics,
+            "siembox_probe_failures_total",
+            &[("reason", "connection_refused")]
+        ),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn scrape_timeout_header_bounds_the_probe() {
+    // A listener that accepts and never speaks: the expect step waits until the deadline.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let ex = Exporter::start("modules:\n  banner:\n    prober: tcp\n    timeout: 30s\n    tcp:\n      query_response:\n        - expect: \"^hello\"\n").await;
+    let start = std::time::Instant::now();
+    let r = request(
+        "GET",
+        &ex.url(&format!("/probe?module=banner&target={addr}")),
+        &[("X-Prometheus-Scrape-Timeout-Seconds", "1.5")],
+    )
+    .await;
+    let took = start.elapsed();
+    assert_eq!(
+        metric_value(&r.body, "probe_success"),
+        Some(0.0),
+        "{}",
+        r.body
+    );
+    // 1.5s minus the 0.5s offset: the probe gives up after about one second, not 30.
+    assert!(took.as_secs_f64() < 5.0, "probe took {took:?}");
+    assert!(metric_value(&r.body, "probe_duration_seconds").unwrap() >= 0.9);
+}
+
+#[tokio::test]
+async fn debug_output_has_logs_metrics_and_module() {
+    let ex = Exporter::start(CONFIG).await;
+    let r = ex
+        .get(&format!(
+            "/probe?module=tcp_connect&target={}&debug=true",
+            ex.addr
+        ))
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.starts_with("Logs for the probe:\n"), "{}", r.body);
+    assert!(r.body.contains("Metrics that would have been returned:"));
+    assert!(r.body.contains("probe_success 1"));
+    assert!(r.body.contains("Module configuration"));
+    assert!(r.body.contains("prober: tcp"));
+}
+
+#[tokio::test]
+async fn config_endpoint_redacts_secrets() {
+    let ex = Exporter::start(CONFIG).await;
+    let r = ex.get("/config").await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("secret_http"), "{}", r.body);
+    assert!(!r.body.contains("hunter2-secret"), "{}", r.body);
+    assert!(r.body.contains("<secret>"));
+}
+
+#[tokio::test]
+async fn bad_reload_keeps_the_old_config_and_says_so() {
+    let ex = Exporter::start(CONFIG).await;
+    let path = ex.app.config_path().unwrap().clone();
+    std::fs::write(&path, "modules:\n  broken:\n    prober: nosuchprober\n").unwrap();
+    let r = request("POST", &ex.url("/-/reload"), &[]).await;
+    assert_eq!(r.status, 500);
+    assert!(r.body.contains("siembox.yml:3"), "{}", r.body);
+    assert!(r.body.contains("nosuchprober"), "{}", r.body);
+    // The old modules still serve.
+    let (status, _) = ex.probe("tcp_connect", &ex.addr.to_string()).await;
+    assert_eq!(status, 200);
+    let metrics = ex.get("/metrics").await.body;
+    assert_eq!(
+        metric_value(&metrics, "siembox_exporter_config_last_reload_successful"),
+        Some(0.0)
+    );
+    // A good file is picked up.
+    std::fs::write(&path, "modules:\n  only_this:\n    prober: tcp\n").unwrap();
+    assert_eq!(request("POST", &ex.url("/-/reload"), &[]).await.status, 200);
+    assert_eq!(ex.probe("tcp_connect", "127.0.0.1:1").await.0, 400);
+    let metrics = ex.get("/metrics").await.body;
+    assert_eq!(
+        metric_value(&metrics, "siembox_exporter_config_last_reload_successful"),
+        Some(1.0)
+    );
+    assert_eq!(request("GET", &ex.url("/-/reload"), &[]).await.status, 405);
+}
+
+#[tokio::test]
+async fn metrics_speak_openmetrics_or_text_and_gzip() {
+    let ex = Exporter::start(CONFIG).await;
+    let text = ex.get("/metrics").await;
+    assert!(text.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    assert!(text
+        .body
+        .contains("# TYPE siembox_module_unknown_total counter"));
+    assert!(text.body.contains("siembox_exporter_build_info{"));
+    assert!(text.body.contains("process_resident_memory_bytes "));
+    assert!(!text.body.contains("# EOF"));
+    let om = request(
+        "GET",
+        &ex.url("/metrics"),
+        &[("Accept", "application/openmetrics-text; version=1.0.0")],
+    )
+    .await;
+    assert!(om.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    assert!(om.body.ends_with("# EOF\n"));
+    let gz = request("GET", &ex.url("/metrics"), &[("Accept-Encoding", "gzip")]).await;
+    assert_eq!(gz.headers["content-encoding"], "gzip");
+}

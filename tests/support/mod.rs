@@ -1,0 +1,155 @@
+//! Shared test helpers: the exporter in-process on a free loopback port, a small HTTP client,
+//! free ports. Helpers that start real servers (sshd, nginx, DNS, …) live in sibling modules.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use siembox_exporter::{App, AppOptions, Config};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// A free TCP port on 127.0.0.1 (bound and released; fine for tests that start a server at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The exporter running in this process; stops when dropped.
+pub struct Exporter {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+impl Exporter {
+    /// Starts on a config given as YAML text (written to a temp file, so reloads work).
+    pub async fn start(yaml: &str) -> Exporter {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let path = dir.join("siembox.yml");
+        std::fs::write(&path, yaml).unwrap();
+        Self::start_file(path).await
+    }
+
+    pub async fn start_file(path: PathBuf) -> Exporter {
+        let config =
+            Config::load_file(&path).unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
+        let app = App::new(config, Some(path), AppOptions::default());
+        Self::start_app(app).await
+    }
+
+    pub async fn start_app(app: Arc<App>) -> Exporter {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let served = app.clone();
+        tokio::spawn(async move {
+            siembox_exporter::server::serve(served, listener, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        Exporter {
+            addr,
+            app,
+            stop: Some(tx),
+        }
+    }
+
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("http://{}{}", self.addr, path_and_query)
+    }
+
+    /// GET `/probe?module=…&target=…` and return status and body.
+    pub async fn probe(&self, module: &str, target: &str) -> (u16, String) {
+        let q = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("module", module)
+            .append_pair("target", target)
+            .finish();
+        let r = get(&self.url(&format!("/probe?{q}")), &[]).await;
+        (r.status, r.body)
+    }
+
+    pub async fn get(&self, path_and_query: &str) -> Response {
+        get(&self.url(path_and_query), &[]).await
+    }
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: String,
+}
+
+pub async fn get(url: &str, headers: &[(&str, &str)]) -> Response {
+    request("GET", url, headers).await
+}
+
+pub async fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> Response {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut req = hyper::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Full::new(Bytes::new())).unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(60), client.request(req))
+        .await
+        .expect("request answered within 60s")
+        .expect("request succeeds");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    Response {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// The value of an unlabelled sample (or the first sample with `labels` inside its braces).
+pub fn metric_value(body: &str, name: &str) -> Option<f64> {
+    body.lines().find_map(|l| {
+        let rest = l.strip_prefix(name)?;
+        if !(rest.starts_with(' ') || rest.starts_with('{')) {
+            return None;
+        }
+        l.rsplit(' ').next()?.parse().ok()
+    })
+}
+
+/// The value of the sample whose label set contains every `name="value"` pair given.
+pub fn metric_value_with(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    body.lines().find_map(|l| {
+        let rest = l.strip_prefix(name)?.strip_prefix('{')?;
+        let (set, value) = rest.split_once("} ")?;
+        labels
+            .iter()
+            .all(|(k, v)| set.contains(&format!("{k}=\"{v}\"")))
+            .then(|| value.parse().ok())?
+    })
+}
+
+/// Metric family names present in an exposition.
+pub fn metric_names(body: &str) -> std::collections::BTreeSet<String> {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .map(str::to_string)
+        .collect()
+}
