@@ -105,11 +105,7 @@ impl Config {
                 problems: vec![ConfigProblem {
                     line: loc.map(|l| l.line()),
                     column: loc.map(|l| l.column()),
-                    field: if path_seen == "." {
-                        String::new()
-                    } else {
-                        path_seen.clone()
-                    },
+                    field: clean_path(&path_seen),
                     message,
                 }],
             }
@@ -130,12 +126,27 @@ impl Config {
 /// ourselves, so every error is one line in logs.
 fn first_line_of(e: &serde_saphyr::Error) -> String {
     let full = e.to_string();
-    let line = full.lines().next().unwrap_or("invalid YAML").trim();
-    // Drop a trailing " at line X column Y" that we print in front already.
+    let mut line = full.lines().next().unwrap_or("invalid YAML").trim();
+    // Drop the location serde-saphyr repeats; we print it in front already.
+    line = line.strip_prefix("error: ").unwrap_or(line);
+    if let Some(rest) = line.strip_prefix("line ") {
+        if let Some((_, msg)) = rest.split_once(": ") {
+            line = msg;
+        }
+    }
     match line.find(" at line ") {
         Some(i) => line[..i].to_string(),
         None => line.to_string(),
     }
+}
+
+/// serde_path_to_error writes `?` for positions it could not name (a YAML syntax error).
+fn clean_path(path: &str) -> String {
+    if path == "." {
+        return String::new();
+    }
+    let parts: Vec<&str> = path.split('.').filter(|p| *p != "?").collect();
+    parts.join(".")
 }
 
 /// The 1-based line where `key:` first appears, to locate problems found after parsing.

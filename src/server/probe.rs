@@ -138,8 +138,18 @@ fn debug_output(
     out.push_str("\n\n\nMetrics that would have been returned:\n");
     encode_families(&mut out, &outcome.families, &[], Format::Text);
     out.push_str(&format!("\n\n\nModule configuration ({module_name}):\n"));
-    out.push_str(&serde_saphyr::to_string(module).unwrap_or_default());
+    out.push_str(&module_yaml(module));
     out
+}
+
+/// The module as YAML with only its own prober's section (the others are defaults, noise here).
+fn module_yaml(module: &crate::config::Module) -> String {
+    let Ok(serde_json::Value::Object(mut map)) = serde_json::to_value(module) else {
+        return String::new();
+    };
+    let keep = ["prober", "timeout", "cache_for", module.prober.as_str()];
+    map.retain(|k, _| keep.contains(&k.as_str()));
+    serde_saphyr::to_string(&map).unwrap_or_default()
 }
 
 pub fn metrics<B>(app: &Arc<App>, req: &Request<B>) -> Reply {
