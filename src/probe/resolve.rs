@@ -5,7 +5,9 @@ use super::recorder::{FailureReason, ProbeRecorder};
 use crate::config::IpProtocol;
 use hickory_resolver::config::{ResolveHosts, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::TokioResolver;
+use hickory_resolver::proto::op::Query;
+use hickory_resolver::proto::rr::{Name, RData, RecordType};
+use hickory_resolver::{Hosts, TokioResolver};
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -13,6 +15,7 @@ use std::time::Instant;
 #[derive(Clone)]
 pub struct Resolver {
     inner: TokioResolver,
+    hosts: std::sync::Arc<Hosts>,
 }
 
 impl Resolver {
@@ -30,11 +33,38 @@ impl Resolver {
             .with_options(opts)
             .build()
             .expect("resolver builds from a valid config");
-        Resolver { inner }
+        let hosts = Hosts::from_system().unwrap_or_default();
+        Resolver {
+            inner,
+            hosts: std::sync::Arc::new(hosts),
+        }
+    }
+
+    /// A name listed in the hosts file resolves to its entries there only, as in Go's and glibc's
+    /// resolvers (hickory would otherwise answer `::1` for `localhost` where the file lists only
+    /// 127.0.0.1, and probes would disagree with blackbox_exporter).
+    fn from_hosts_file(&self, host: &str) -> Option<Vec<IpAddr>> {
+        let name = Name::from_str_relaxed(host).ok()?;
+        let mut found = None::<Vec<IpAddr>>;
+        for rtype in [RecordType::AAAA, RecordType::A] {
+            let query = Query::query(name.clone(), rtype);
+            if let Some(lookup) = self.hosts.lookup_static_host(&query) {
+                let list = found.get_or_insert_with(Vec::new);
+                list.extend(lookup.answers().iter().filter_map(|r| match &r.data {
+                    RData::A(a) => Some(IpAddr::V4(a.0)),
+                    RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                    _ => None,
+                }));
+            }
+        }
+        found
     }
 
     /// All addresses of `host`, in the resolver's order.
     pub async fn lookup(&self, host: &str) -> Result<Vec<IpAddr>, String> {
+        if let Some(addrs) = self.from_hosts_file(host) {
+            return Ok(addrs);
+        }
         self.inner
             .lookup_ip(host)
             .await

@@ -17,6 +17,19 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 const MAX_LINE: usize = 64 * 1024;
 
 pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecorder) -> bool {
+    // Present on every outcome, as blackbox registers it before probing.
+    rec.gauge(REGEX_METRIC, REGEX_HELP, 0.0);
+    let ok = connect_and_talk(req, env, rec).await;
+    if rec.failure() == Some(FailureReason::Regexp) {
+        rec.gauge(REGEX_METRIC, REGEX_HELP, 1.0);
+    }
+    ok
+}
+
+const REGEX_METRIC: &str = "probe_failed_due_to_regex";
+const REGEX_HELP: &str = "Indicates if probe failed due to regex";
+
+async fn connect_and_talk(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecorder) -> bool {
     let cfg = &req.module.tcp;
     let (host, port) = match split_host_port(req.target) {
         Ok(hp) => hp,
@@ -60,17 +73,7 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
             None => return false,
         }
     }
-    let ok = dialogue(req, env, host, conn, &cfg.query_response, rec).await;
-    rec.gauge(
-        "probe_failed_due_to_regex",
-        "Indicates if probe failed due to regex",
-        if rec.failure() == Some(FailureReason::Regexp) {
-            1.0
-        } else {
-            0.0
-        },
-    );
-    ok
+    dialogue(req, env, host, conn, &cfg.query_response, rec).await
 }
 
 /// Connects from `source` if given; records connection failures with their reason.

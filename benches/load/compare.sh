@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Side-by-side load test: siembox-exporter against blackbox_exporter, same machine, same run,
+# same nginx target, same wrk settings, alternating rounds. Prints throughput, p50/p99 and RSS
+# with ratios (ours / blackbox). Loopback only; every process it starts is stopped on exit.
+#
+#   benches/load/compare.sh [seconds-per-run] [rounds]
+#
+# Needs: wrk, nginx, prometheus-blackbox-exporter (scripts/test-prerequisites installs the last two;
+# apt-get install wrk). Builds the release binary first.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DURATION=${1:-10}
+ROUNDS=${2:-2}
+THREADS=2
+
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+BLACKBOX=$(command -v prometheus-blackbox-exporter || command -v blackbox_exporter || true)
+[ -n "$BLACKBOX" ] || { echo "blackbox_exporter is missing: apt-get install prometheus-blackbox-exporter" >&2; exit 1; }
+
+cargo build --release --locked -q
+OURS=target/release/siembox-exporter
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 1 100); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "not up: $1" >&2; return 1; }
+
+NGINX_PORT=$(free_port)
+mkdir -p "$work/nginx/logs" "$work/www"
+echo ok > "$work/www/index.html"
+cat > "$work/nginx/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 100000;
+  server { listen 127.0.0.1:$NGINX_PORT; root $work/www; }
+}
+CONF
+/usr/sbin/nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" & pids+=($!)
+
+cat > "$work/modules.yml" <<CONF
+modules:
+  http_2xx:
+    prober: http
+    timeout: 5s
+  tcp_connect:
+    prober: tcp
+    timeout: 5s
+CONF
+BB_PORT=$(free_port); OUR_PORT=$(free_port)
+"$BLACKBOX" --config.file="$work/modules.yml" --web.listen-address="127.0.0.1:$BB_PORT" --log.level=error >"$work/bb.log" 2>&1 & BB_PID=$!; pids+=($BB_PID)
+"$OURS" --config.file="$work/modules.yml" --web.listen-address="127.0.0.1:$OUR_PORT" --log.level=error >"$work/ours.log" 2>&1 & OUR_PID=$!; pids+=($OUR_PID)
+wait_http "http://127.0.0.1:$NGINX_PORT/"
+wait_http "http://127.0.0.1:$BB_PORT/-/healthy"
+wait_http "http://127.0.0.1:$OUR_PORT/-/healthy"
+
+# wrk's latency lines are like "99%   12.34ms"; normalise to milliseconds.
+to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000} print v}'; }
+run_wrk() { # port module target conns → "rps p50ms p99ms errors"
+  local out
+  out=$(wrk -t"$THREADS" -c"$4" -d"${DURATION}s" --latency "http://127.0.0.1:$1/probe?module=$2&target=$3")
+  local rps p50 p99 non2xx
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out" | to_ms)
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out" | to_ms)
+  non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out"); non2xx=${non2xx:-0}
+  echo "$rps $p50 $p99 $non2xx"
+}
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+
+printf '%-12s %5s | %10s %8s %8s %8s | %10s %8s %8s %8s | %6s %6s %6s %6s\n' \
+  scenario conns bb_rps bb_p50 bb_p99 bb_rssMB our_rps our_p50 our_p99 our_rssMB x_rps x_p99 x_p50 x_rss
+for scenario in "http_2xx http://127.0.0.1:$NGINX_PORT/" "tcp_connect 127.0.0.1:$NGINX_PORT"; do
+  set -- $scenario; module=$1; target=$2
+  for conns in 16 64; do
+    sum() { awk '{for(i=1;i<=NF;i++) s[i]+=$i} END {for(i=1;i<=NF;i++) printf "%s ", s[i]/NR; print ""}'; }
+    bb_runs=""; our_runs=""
+    for _ in $(seq 1 "$ROUNDS"); do
+      bb_runs+="$(run_wrk "$BB_PORT" "$module" "$target" "$conns")"$'\n'
+      our_runs+="$(run_wrk "$OUR_PORT" "$module" "$target" "$conns")"$'\n'
+    done
+    read -r bb_rps bb_p50 bb_p99 bb_err <<<"$(printf '%s' "$bb_runs" | sum)"
+    read -r our_rps our_p50 our_p99 our_err <<<"$(printf '%s' "$our_runs" | sum)"
+    bb_rss=$(awk -v k="$(hwm_kb $BB_PID)" 'BEGIN{printf "%.1f", k/1024}')
+    our_rss=$(awk -v k="$(hwm_kb $OUR_PID)" 'BEGIN{printf "%.1f", k/1024}')
+    awk -v m="$module" -v c="$conns" -v br="$bb_rps" -v b5="$bb_p50" -v b9="$bb_p99" -v bm="$bb_rss" \
+        -v or="$our_rps" -v o5="$our_p50" -v o9="$our_p99" -v om="$our_rss" 'BEGIN {
+      printf "%-12s %5d | %10.0f %8.2f %8.2f %8.1f | %10.0f %8.2f %8.2f %8.1f | %6.2f %6.2f %6.2f %6.2f\n",
+        m, c, br, b5, b9, bm, or, o5, o9, om, or/br, (b9>0?o9/b9:0), (b5>0?o5/b5:0), (bm>0?om/bm:0) }'
+    if [ "${bb_err%.*}" != 0 ] || [ "${our_err%.*}" != 0 ]; then echo "  note: non-2xx answers: blackbox ${bb_err}, ours ${our_err}"; fi
+  done
+done
+echo "ratios: x_rps = ours/blackbox throughput (goal >= 4), x_p99 = ours/blackbox p99 (goal <= 0.25), x_rss = peak RSS ratio (goal <= 1)"
+# A sanity check that both actually probed successfully.
+for p in "$BB_PORT" "$OUR_PORT"; do
+  curl -fs "http://127.0.0.1:$p/probe?module=http_2xx&target=http://127.0.0.1:$NGINX_PORT/" | grep -q '^probe_success 1' \
+    || echo "warning: the exporter on port $p did not report probe_success 1" >&2
+done

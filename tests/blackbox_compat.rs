@@ -1,0 +1,119 @@
+//! Drop-in compatibility: Debian's blackbox_exporter and ours run the same modules against the
+//! same targets; both must agree on `probe_success`, and every metric name blackbox emits, we
+//! emit too.
+
+mod support;
+
+use support::blackbox::Blackbox;
+use support::{metric_names, metric_value, request, Exporter};
+
+struct Case {
+    module: &'static str,
+    target: String,
+}
+
+async fn compare(ours: &Exporter, bb: &Blackbox, cases: &[Case]) {
+    let mut problems = Vec::new();
+    for c in cases {
+        let theirs = bb.probe(c.module, &c.target).await;
+        let q = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("module", c.module)
+            .append_pair("target", &c.target)
+            .finish();
+        let mine = request(
+            "GET",
+            &ours.url(&format!("/probe?{q}")),
+            &[("X-Prometheus-Scrape-Timeout-Seconds", "5")],
+        )
+        .await
+        .body;
+        let (s_theirs, s_mine) = (
+            metric_value(&theirs, "probe_success"),
+            metric_value(&mine, "probe_success"),
+        );
+        if s_theirs.is_none() || s_theirs != s_mine {
+            problems.push(format!("{} {}: probe_success blackbox={s_theirs:?} ours={s_mine:?}\n--- blackbox:\n{theirs}\n--- ours:\n{mine}", c.module, c.target));
+        }
+        let missing: Vec<_> = metric_names(&theirs)
+            .difference(&metric_names(&mine))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            problems.push(format!(
+                "{} {}: metrics blackbox emits and we do not: {missing:?}",
+                c.module, c.target
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
+
+fn write_config(yaml: &str) -> std::path::PathBuf {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let path = dir.join("modules.yml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_modules_agree_with_blackbox() {
+    // A banner server of our own: greets like an SSH server and reads the client's line.
+    let banner = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let banner_addr = banner.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        while let Ok((mut s, _)) = banner.accept().await {
+            tokio::spawn(async move {
+                let _ = s.write_all(b"SSH-2.0-OpenSSH_9.2p1 test\r\n").await;
+                let mut buf = [0u8; 256];
+                let _ = tokio::io::AsyncReadExt::read(&mut s, &mut buf).await;
+            });
+        }
+    });
+    let config = write_config(
+        "modules:
+  tcp_connect:
+    prober: tcp
+    timeout: 3s
+  ssh_banner:
+    prober: tcp
+    timeout: 3s
+    tcp:
+      query_response:
+      - expect: \"^SSH-2.0-\"
+      - send: \"SSH-2.0-blackbox-ssh-check\"
+  wrong_banner:
+    prober: tcp
+    timeout: 3s
+    tcp:
+      query_response:
+      - expect: \"^220 \"
+",
+    );
+    let ours = Exporter::start_file(config.clone()).await;
+    let bb = Blackbox::start(&config).await;
+    let closed = support::free_port();
+    let cases = vec![
+        Case {
+            module: "tcp_connect",
+            target: banner_addr.to_string(),
+        },
+        Case {
+            module: "tcp_connect",
+            target: format!("127.0.0.1:{closed}"),
+        },
+        Case {
+            module: "tcp_connect",
+            target: format!("localhost:{}", banner_addr.port()),
+        },
+        Case {
+            module: "ssh_banner",
+            target: banner_addr.to_string(),
+        },
+        Case {
+            module: "wrong_banner",
+            target: banner_addr.to_string(),
+        },
+    ];
+    compare(&ours, &bb, &cases).await;
+}
