@@ -43,7 +43,7 @@ impl Resolver {
     /// A name listed in the hosts file resolves to its entries there only, as in Go's and glibc's
     /// resolvers (hickory would otherwise answer `::1` for `localhost` where the file lists only
     /// 127.0.0.1, and probes would disagree with blackbox_exporter).
-    fn from_hosts_file(&self, host: &str) -> Option<Vec<IpAddr>> {
+    fn lookup_hosts_file(&self, host: &str) -> Option<Vec<IpAddr>> {
         let name = Name::from_str_relaxed(host).ok()?;
         let mut found = None::<Vec<IpAddr>>;
         for rtype in [RecordType::AAAA, RecordType::A] {
@@ -62,7 +62,7 @@ impl Resolver {
 
     /// All addresses of `host`, in the resolver's order.
     pub async fn lookup(&self, host: &str) -> Result<Vec<IpAddr>, String> {
-        if let Some(addrs) = self.from_hosts_file(host) {
+        if let Some(addrs) = self.lookup_hosts_file(host) {
             return Ok(addrs);
         }
         self.inner
