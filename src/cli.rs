@@ -30,6 +30,10 @@ pub struct Cli {
     #[arg(long = "web.listen-address", value_name = "ADDR", default_value = ":9847", value_parser = parse_listen_address)]
     pub listen_address: SocketAddr,
 
+    /// Web config file (Prometheus exporter-toolkit format): TLS and basic auth for every endpoint.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
+
     /// Seconds subtracted from Prometheus' scrape timeout to leave time to answer.
     #[arg(long = "timeout-offset", value_name = "SECONDS", default_value_t = 0.5)]
     pub timeout_offset: f64,

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 use siembox_exporter::cli::{Cli, LogFormat};
+use siembox_exporter::server::web_config::WebSecurity;
 use siembox_exporter::{App, AppOptions, Config};
 use std::time::Duration;
 
@@ -49,6 +50,12 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     let options = AppOptions {
         timeout_offset: Duration::from_secs_f64(cli.timeout_offset.max(0.0)),
     };
+    let web = match &cli.web_config_file {
+        Some(path) => Some(std::sync::Arc::new(
+            WebSecurity::load(path).map_err(|e| anyhow::anyhow!("invalid web config\n{e}"))?,
+        )),
+        None => None,
+    };
     let app = App::new(config, cli.config_file.clone(), options);
     let listener = tokio::net::TcpListener::bind(cli.listen_address)
         .await
@@ -65,7 +72,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             let _ = reload_app.reload();
         }
     });
-    siembox_exporter::server::serve(app, listener, shutdown_signal()).await;
+    siembox_exporter::server::serve_with(app, listener, web, shutdown_signal()).await;
     tracing::info!("shut down");
     Ok(())
 }

@@ -65,24 +65,8 @@ pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
 
 impl Config {
     pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
-        let origin = path.display().to_string();
-        let meta = std::fs::metadata(path).map_err(|e| {
-            ConfigError::single(&origin, "", format!("cannot read config file: {e}"))
-        })?;
-        if meta.len() > MAX_CONFIG_BYTES {
-            return Err(ConfigError::single(
-                &origin,
-                "",
-                format!(
-                    "file is {} bytes, more than the {MAX_CONFIG_BYTES} allowed",
-                    meta.len()
-                ),
-            ));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::single(&origin, "", format!("cannot read config file: {e}"))
-        })?;
-        Config::from_yaml_str(&text, &origin)
+        let text = read_capped(path)?;
+        Config::from_yaml_str(&text, &path.display().to_string())
     }
 
     /// Parses and validates; `origin` names the source in errors (a file path).
@@ -90,26 +74,7 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        let mut path_seen = String::new();
-        let parsed = serde_saphyr::with_deserializer_from_str(text, |de| {
-            serde_path_to_error::deserialize::<_, Config>(de).map_err(|e| {
-                path_seen = e.path().to_string();
-                e.into_inner()
-            })
-        });
-        let config = parsed.map_err(|e| {
-            let loc = e.location();
-            let message = first_line_of(&e);
-            ConfigError {
-                origin: origin.to_string(),
-                problems: vec![ConfigProblem {
-                    line: loc.map(|l| l.line()),
-                    column: loc.map(|l| l.column()),
-                    field: clean_path(&path_seen),
-                    message,
-                }],
-            }
-        })?;
+        let config: Config = parse_yaml(text, origin)?;
         let problems = super::validate::validate(&config, text);
         if problems.is_empty() {
             Ok(config)
@@ -120,6 +85,53 @@ impl Config {
             })
         }
     }
+}
+
+/// Reads a whole YAML file of type `T`, with the errors of [`parse_yaml`].
+pub fn read_yaml_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+    parse_yaml(&read_capped(path)?, &path.display().to_string())
+}
+
+/// Reads a text file of at most [`MAX_CONFIG_BYTES`].
+fn read_capped(path: &Path) -> Result<String, ConfigError> {
+    let origin = path.display().to_string();
+    let cannot =
+        |e: std::io::Error| ConfigError::single(&origin, "", format!("cannot read file: {e}"));
+    let meta = std::fs::metadata(path).map_err(cannot)?;
+    if meta.len() > MAX_CONFIG_BYTES {
+        let msg = format!(
+            "file is {} bytes, more than the {MAX_CONFIG_BYTES} allowed",
+            meta.len()
+        );
+        return Err(ConfigError::single(&origin, "", msg));
+    }
+    std::fs::read_to_string(path).map_err(cannot)
+}
+
+/// Deserialises YAML into `T`; an error names the origin, line, column and field path.
+pub fn parse_yaml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    origin: &str,
+) -> Result<T, ConfigError> {
+    let mut path_seen = String::new();
+    let parsed = serde_saphyr::with_deserializer_from_str(text, |de| {
+        serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
+            path_seen = e.path().to_string();
+            e.into_inner()
+        })
+    });
+    parsed.map_err(|e| {
+        let loc = e.location();
+        ConfigError {
+            origin: origin.to_string(),
+            problems: vec![ConfigProblem {
+                line: loc.map(|l| l.line()),
+                column: loc.map(|l| l.column()),
+                field: clean_path(&path_seen),
+                message: first_line_of(&e),
+            }],
+        }
+    })
 }
 
 /// serde-saphyr renders a snippet after the message; we keep the message and give the location

@@ -9,7 +9,7 @@ mod types;
 mod validate;
 
 pub use duration::{parse_duration, PromDuration};
-pub use load::{ConfigError, ConfigProblem};
+pub use load::{parse_yaml, read_yaml_file, ConfigError, ConfigProblem};
 pub use module::*;
 pub use services::*;
 pub use types::*;

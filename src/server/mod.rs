@@ -2,6 +2,7 @@
 
 mod probe;
 mod respond;
+pub mod web_config;
 
 use crate::app::App;
 use bytes::Bytes;
@@ -14,14 +15,36 @@ use respond::{plain, Reply};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use web_config::WebSecurity;
+
+/// How long a client may take to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub type Body = Full<Bytes>;
 
-/// Serves until `shutdown` resolves, then lets in-flight requests finish (bounded by the caller).
+/// Serves plain HTTP without authentication until `shutdown` resolves.
 pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    serve_with(app, listener, None, shutdown).await
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish (bounded by the caller);
+/// `web` adds TLS, basic auth and extra headers.
+pub async fn serve_with(
+    app: Arc<App>,
+    listener: TcpListener,
+    web: Option<Arc<WebSecurity>>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let tls = web
+        .as_ref()
+        .and_then(|w| w.tls.clone())
+        .map(tokio_rustls::TlsAcceptor::from);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().max_buf_size(64 * 1024).keep_alive(true);
+    if web.as_ref().is_some_and(|w| !w.http2) {
+        builder = builder.http1_only();
+    }
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -37,12 +60,29 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
                 };
                 let _ = stream.set_nodelay(true);
                 let app = app.clone();
-                let service = hyper::service::service_fn(move |req| handle(app.clone(), req));
-                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
+                let web = web.clone();
+                let service = hyper::service::service_fn(move |req| handle(app.clone(), web.clone(), req));
+                match &tls {
+                    None => {
+                        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                        let conn = graceful.watch(conn);
+                        tokio::spawn(async move {
+                            let _ = conn.await;
+                        });
+                    }
+                    Some(acceptor) => {
+                        let acceptor = acceptor.clone();
+                        let builder = builder.clone();
+                        let watcher = graceful.watcher();
+                        tokio::spawn(async move {
+                            let Ok(Ok(stream)) = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await else {
+                                return;
+                            };
+                            let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                            let _ = watcher.watch(conn).await;
+                        });
+                    }
+                }
             }
             _ = &mut shutdown => break,
         }
@@ -52,10 +92,29 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
 
 async fn handle(
     app: Arc<App>,
+    web: Option<Arc<WebSecurity>>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, std::convert::Infallible> {
-    let reply = route(&app, &req).await;
-    Ok(reply.into_response(&req))
+    let Some(web) = web else {
+        return Ok(route(&app, &req).await.into_response(&req));
+    };
+    let auth = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let mut resp = if web.authorized(auth).await {
+        route(&app, &req).await.into_response(&req)
+    } else {
+        let mut r = plain(StatusCode::UNAUTHORIZED, "Unauthorized\n").into_response(&req);
+        let basic = hyper::header::HeaderValue::from_static("Basic");
+        r.headers_mut()
+            .insert(hyper::header::WWW_AUTHENTICATE, basic);
+        r
+    };
+    for (k, v) in &web.headers {
+        resp.headers_mut().insert(k.clone(), v.clone());
+    }
+    Ok(resp)
 }
 
 async fn route(app: &Arc<App>, req: &Request<Incoming>) -> Reply {
@@ -119,12 +178,4 @@ pub(crate) fn html_escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-#[allow(dead_code)]
-fn _assert_send(
-    app: Arc<App>,
-    req: Request<Incoming>,
-) -> impl Future<Output = Result<Response<Body>, std::convert::Infallible>> + Send {
-    handle(app, req)
 }

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use siembox_exporter::server::web_config::WebSecurity;
 use siembox_exporter::{App, AppOptions, Config};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -57,12 +58,17 @@ impl Exporter {
     }
 
     pub async fn start_app(app: Arc<App>) -> Exporter {
+        Self::start_secured(app, None).await
+    }
+
+    /// Starts with TLS / basic auth from a web config.
+    pub async fn start_secured(app: Arc<App>, web: Option<Arc<WebSecurity>>) -> Exporter {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let served = app.clone();
         tokio::spawn(async move {
-            siembox_exporter::server::serve(served, listener, async {
+            siembox_exporter::server::serve_with(served, listener, web, async {
                 let _ = rx.await;
             })
             .await;

@@ -1,0 +1,168 @@
+//! `--web.config.file`: TLS and basic auth on every endpoint, checked with a real TLS client.
+
+mod support;
+
+use base64::Engine;
+use rustls::pki_types::{CertificateDer, ServerName};
+use siembox_exporter::server::web_config::WebSecurity;
+use siembox_exporter::{App, AppOptions, Config};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use support::Exporter;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Secured {
+    ex: Exporter,
+    cert: CertificateDer<'static>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_secured(extra: &str) -> Secured {
+    let dir = tempfile::tempdir().unwrap();
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), ck.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), ck.signing_key.serialize_pem()).unwrap();
+    let hash = bcrypt::hash("s3cret-pass", 4).unwrap();
+    let web = format!(
+        "tls_server_config:\n  cert_file: {d}/cert.pem\n  key_file: {d}/key.pem\nbasic_auth_users:\n  admin: \"{hash}\"\n{extra}",
+        d = dir.path().display()
+    );
+    let web_path = dir.path().join("web.yml");
+    std::fs::write(&web_path, web).unwrap();
+    let web = Arc::new(WebSecurity::load(&web_path).unwrap_or_else(|e| panic!("{e}")));
+    let app = App::new(Config::builtin(), None, AppOptions::default());
+    let ex = Exporter::start_secured(app, Some(web)).await;
+    Secured {
+        ex,
+        cert: ck.cert.der().clone(),
+        _dir: dir,
+    }
+}
+
+/// One HTTP/1.1 request over TLS; returns the raw response head and body.
+async fn tls_get(
+    addr: SocketAddr,
+    trust: &CertificateDer<'static>,
+    path: &str,
+    auth: Option<&str>,
+) -> std::io::Result<String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(trust.clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let mut tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await?;
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    if let Some(a) = auth {
+        req.push_str(&format!(
+            "Authorization: Basic {}\r\n",
+            base64::engine::general_purpose::STANDARD.encode(a)
+        ));
+    }
+    req.push_str("\r\n");
+    tls.write_all(req.as_bytes()).await?;
+    let mut out = Vec::new();
+    tls.read_to_end(&mut out).await?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[tokio::test]
+async fn correct_credentials_over_tls_are_served() {
+    let s = start_secured("http_server_config:\n  headers:\n    X-Frame-Options: deny\n").await;
+    let resp = tls_get(s.ex.addr, &s.cert, "/metrics", Some("admin:s3cret-pass"))
+        .await
+        .unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.contains("siembox_exporter_build_info"), "{resp}");
+    assert!(
+        resp.to_ascii_lowercase().contains("x-frame-options: deny"),
+        "{resp}"
+    );
+    // The cached verification serves a second request too.
+    let again = tls_get(s.ex.addr, &s.cert, "/-/healthy", Some("admin:s3cret-pass"))
+        .await
+        .unwrap();
+    assert!(again.starts_with("HTTP/1.1 200"), "{again}");
+}
+
+#[tokio::test]
+async fn missing_or_wrong_credentials_get_401() {
+    let s = start_secured("").await;
+    for auth in [
+        None,
+        Some("admin:wrong"),
+        Some("nobody:s3cret-pass"),
+        Some("garbage"),
+    ] {
+        let resp = tls_get(
+            s.ex.addr,
+            &s.cert,
+            "/probe?module=tcp_connect&target=127.0.0.1:1",
+            auth,
+        )
+        .await
+        .unwrap();
+        assert!(resp.starts_with("HTTP/1.1 401"), "{auth:?}: {resp}");
+        assert!(
+            resp.to_ascii_lowercase()
+                .contains("www-authenticate: basic"),
+            "{resp}"
+        );
+        assert!(!resp.contains("probe_success"), "{resp}");
+    }
+}
+
+#[tokio::test]
+async fn plain_http_and_untrusted_clients_are_refused() {
+    let s = start_secured("").await;
+    // Plain HTTP to the TLS port gets no HTTP answer.
+    let mut tcp = tokio::net::TcpStream::connect(s.ex.addr).await.unwrap();
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ =
+        tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read_to_end(&mut buf)).await;
+    assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
+    // A client that does not trust our certificate fails the handshake.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    assert!(tls_get(
+        s.ex.addr,
+        other.cert.der(),
+        "/metrics",
+        Some("admin:s3cret-pass")
+    )
+    .await
+    .is_err());
+}
+
+#[test]
+fn invalid_web_config_names_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("web.yml");
+    std::fs::write(&p, "basic_auth_users:\n  admin: plaintext\n").unwrap();
+    let e = WebSecurity::load(&p).err().unwrap().to_string();
+    assert!(
+        e.contains("basic_auth_users.admin") && e.contains("bcrypt"),
+        "{e}"
+    );
+    std::fs::write(
+        &p,
+        "tls_server_config:\n  cert_file: /nonexistent.pem\n  key_file: /nonexistent.key\n",
+    )
+    .unwrap();
+    let e = WebSecurity::load(&p).err().unwrap().to_string();
+    assert!(
+        e.contains("web.yml:2") && e.contains("/nonexistent.pem"),
+        "{e}"
+    );
+}
