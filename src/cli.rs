@@ -1,6 +1,6 @@
 //! Command-line flags, Prometheus style (`--web.listen-address`, `--config.file`, …).
 
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, Parser, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -10,10 +10,27 @@ pub enum LogFormat {
     Json,
 }
 
+/// `--version`: the crate version with the git revision and compiler it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision ",
+    env!("SIEMBOX_GIT_REVISION"),
+    ", rustc ",
+    env!("SIEMBOX_RUSTC_VERSION"),
+    ")"
+);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "siembox-exporter",
-    version,
+    version = VERSION,
     about = "Prometheus exporter: blackbox-compatible probes, database probes and SSH audits of servers"
 )]
 pub struct Cli {
@@ -45,6 +62,30 @@ pub struct Cli {
     /// Output format of log messages.
     #[arg(long = "log.format", value_enum, default_value = "logfmt")]
     pub log_format: LogFormat,
+
+    /// Print a shell completion script and exit.
+    #[arg(long = "completions", value_enum, value_name = "SHELL")]
+    pub completions: Option<Shell>,
+
+    /// Print the man page (roff) and exit.
+    #[arg(long = "man")]
+    pub man: bool,
+}
+
+/// Writes the completion script for `shell`.
+pub fn write_completions(shell: Shell, out: &mut dyn std::io::Write) {
+    let mut cmd = Cli::command();
+    let generator = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    clap_complete::generate(generator, &mut cmd, "siembox-exporter", out);
+}
+
+/// Writes the man page.
+pub fn write_man_page(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    clap_mangen::Man::new(Cli::command()).render(out)
 }
 
 /// Accepts `:9847` (all interfaces, as Go programs do), `host:port` and `[v6]:port`.

@@ -9,6 +9,16 @@ use std::time::Duration;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Some(shell) = cli.completions {
+        siembox_exporter::cli::write_completions(shell, &mut std::io::stdout());
+        return std::process::ExitCode::SUCCESS;
+    }
+    if cli.man {
+        return match siembox_exporter::cli::write_man_page(&mut std::io::stdout()) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(_) => std::process::ExitCode::from(1),
+        };
+    }
     init_logging(&cli);
     let config = match &cli.config_file {
         Some(path) => Config::load_file(path),

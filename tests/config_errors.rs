@@ -161,3 +161,25 @@ fn config_check_flag_validates_and_exits() {
     assert!(stderr.contains("bad.yml:4"), "{stderr}");
     assert!(stderr.contains("modules.t.timeout"), "{stderr}");
 }
+
+#[test]
+fn version_completions_and_man_page() {
+    let exe = env!("CARGO_BIN_EXE_siembox-exporter");
+    let out = Command::new(exe).arg("--version").output().unwrap();
+    let version = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        version.contains(env!("CARGO_PKG_VERSION")) && version.contains("revision"),
+        "{version}"
+    );
+    let out = Command::new(exe)
+        .args(["--completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--web.listen-address"));
+    let out = Command::new(exe).arg("--man").output().unwrap();
+    let man = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        man.contains(".TH siembox-exporter") && man.contains("config.file"),
+        "{man}"
+    );
+}
