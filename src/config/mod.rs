@@ -164,7 +164,7 @@ impl Default for Cardinality {
 pub struct WebConfig {
     /// Hosts, CIDRs and URL patterns `/probe` may reach; empty allows all (blackbox behaviour).
     #[serde(default)]
-    pub allowed_targets: Vec<String>,
+    pub allowed_targets: Vec<AllowPattern>,
 }
 
 /// Which servers a scheduled audit job covers: `all`, or a list of names.

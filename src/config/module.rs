@@ -3,7 +3,7 @@
 
 use super::duration::PromDuration;
 use super::services::{MongoProbe, MysqlProbe, PostgresProbe, RedisProbe, SshAuditProbe, SshProbe};
-use super::types::{ByteSize, ExistingFile, IpProtocol, Regexp, Secret};
+use super::types::{AllowPattern, ByteSize, ExistingFile, IpProtocol, Regexp, Secret};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -66,6 +66,9 @@ pub struct Module {
     /// Serve a result this fresh from cache instead of probing again (ours, not blackbox's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_for: Option<PromDuration>,
+    /// This module's own target allow-list; replaces `web.allowed_targets` for it (ours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_targets: Option<Vec<AllowPattern>>,
     #[serde(default)]
     pub http: HttpProbe,
     #[serde(default)]
@@ -97,6 +100,7 @@ impl Module {
             prober,
             timeout: None,
             cache_for: None,
+            allowed_targets: None,
             http: HttpProbe::default(),
             tcp: TcpProbe::default(),
             dns: DnsProbe::default(),

@@ -1,8 +1,10 @@
 //! Small typed values shared by every section: regexps compiled at load, secrets that never print,
 //! file paths checked at load, IP protocol preference.
 
+use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 /// A regular expression compiled while the config loads, so a bad one is a load error with a line.
@@ -229,4 +231,59 @@ fn parse_byte_size(text: &str) -> Result<u64, String> {
     };
     n.checked_mul(mult)
         .ok_or_else(|| format!("invalid size {text:?}: too large"))
+}
+
+/// One allow-list entry, parsed at config load.
+#[derive(Clone, Debug)]
+pub enum AllowPattern {
+    Network(IpNet),
+    /// `*.example.org`, `db-??.internal`: matched against the target's host name.
+    Host(String),
+    /// `https://status.example.org/*`: matched against the whole target URL.
+    Url(String),
+}
+
+impl AllowPattern {
+    pub fn parse(s: &str) -> Result<AllowPattern, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err("empty allow-list entry".into());
+        }
+        if s.contains("://") {
+            return Ok(AllowPattern::Url(s.to_string()));
+        }
+        if let Ok(net) = s.parse::<IpNet>() {
+            return Ok(AllowPattern::Network(net));
+        }
+        if let Ok(ip) = s.parse::<IpAddr>() {
+            return Ok(AllowPattern::Network(IpNet::from(ip)));
+        }
+        if s.contains('/') {
+            return Err(format!("{s:?} is neither a CIDR range nor a URL pattern"));
+        }
+        if s.chars().any(|c| c.is_whitespace() || c == ':') {
+            return Err(format!("{s:?} is not a host name pattern"));
+        }
+        Ok(AllowPattern::Host(s.to_ascii_lowercase()))
+    }
+
+    fn text(&self) -> String {
+        match self {
+            AllowPattern::Network(n) => n.to_string(),
+            AllowPattern::Host(h) | AllowPattern::Url(h) => h.clone(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for AllowPattern {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        AllowPattern::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for AllowPattern {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text())
+    }
 }

@@ -1,6 +1,7 @@
 //! Probers: one file per protocol, each one async function
 //! `(request, env, recorder) -> success`, run here inside the probe's deadline.
 
+pub mod allow;
 pub mod recorder;
 pub mod resolve;
 pub mod target;
@@ -93,7 +94,21 @@ pub async fn run_probe(req: &ProbeRequest<'_>, env: &ProbeEnv) -> ProbeOutcome {
         req.module.prober.as_str(),
         req.deadline.saturating_duration_since(start).as_secs_f64()
     ));
-    let success = match tokio::time::timeout_at(req.deadline, dispatch(req, env, &mut rec)).await {
+    let patterns = req
+        .module
+        .allowed_targets
+        .as_deref()
+        .unwrap_or(&req.config.web.allowed_targets);
+    let access = allow::decide(patterns, req.target);
+    if matches!(access, allow::Access::Denied) {
+        let msg = format!(
+            "target {:?} is not in the allow-list of module {}",
+            req.target, req.module_name
+        );
+        return refused(FailureReason::Denied, msg);
+    }
+    let probing = allow::ACCESS.scope(access, dispatch(req, env, &mut rec));
+    let success = match tokio::time::timeout_at(req.deadline, probing).await {
         Ok(ok) => ok,
         Err(_) => {
             rec.fail(FailureReason::Timeout, "probe timed out: deadline reached");

@@ -19,6 +19,8 @@ pub enum FailureReason {
     HostKey,
     PoolExhausted,
     RejectedByLimit,
+    /// The target is outside the configured allow-list.
+    Denied,
     Config,
     Other,
 }
@@ -38,6 +40,7 @@ impl FailureReason {
             FailureReason::HostKey => "host_key",
             FailureReason::PoolExhausted => "pool_exhausted",
             FailureReason::RejectedByLimit => "rejected_by_limit",
+            FailureReason::Denied => "denied",
             FailureReason::Config => "config",
             FailureReason::Other => "other",
         }

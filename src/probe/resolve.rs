@@ -117,6 +117,13 @@ pub async fn resolve_target(
         .or_else(|| if fallback { addrs.first() } else { None })
         .copied();
     match chosen {
+        Some(ip) if !super::allow::current().allows_address(ip) => {
+            rec.fail(
+                FailureReason::Denied,
+                format!("{host} resolves to {ip}, which the target allow-list does not allow"),
+            );
+            None
+        }
         Some(ip) => {
             rec.gauge(
                 "probe_ip_protocol",

@@ -4,6 +4,7 @@
 use super::respond::{plain, Reply};
 use crate::app::App;
 use crate::metrics::openmetrics_to_text;
+use crate::probe::recorder::FailureReason;
 use crate::probe::recorder::{encode_families, Format};
 use crate::probe::ProbeOutcome;
 use hyper::header::ACCEPT;
@@ -67,6 +68,14 @@ pub async fn handle<B>(app: &Arc<App>, req: &Request<B>) -> Reply {
     let outcome = app
         .probe(&config, &module_name, &target, hostname.as_deref(), timeout)
         .await;
+    if outcome.failure == Some(FailureReason::Denied) {
+        let why = outcome
+            .log
+            .iter()
+            .find(|l| l.level == "error")
+            .map_or("target not allowed", |l| l.message.as_str());
+        return plain(StatusCode::FORBIDDEN, format!("{why}\n"));
+    }
     if debug {
         return plain(StatusCode::OK, debug_output(&outcome, &module_name, module));
     }
