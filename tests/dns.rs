@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::dnsmasq::{Dnsmasq, SOA_SERIAL};
+use support::dnsmasq::{Dnsmasq, DotFrontend, SOA_SERIAL};
 use support::{metric_value, metric_value_with, Exporter};
 
 const CONFIG: &str = r#"
@@ -123,6 +123,13 @@ modules:
       query_name: www.example.test
       query_type: A
       validate_answer_rrs: {fail_if_none_matches_regexp: ["127\\.0\\.0\\.9"]}
+  a_from_source:
+    prober: dns
+    timeout: 3s
+    dns:
+      source_ip_address: 127.0.0.2
+      query_name: www.example.test
+      query_type: A
   short_timeout:
     prober: dns
     timeout: 1s
@@ -365,4 +372,45 @@ async fn blackbox_example_dns_modules_load_and_run() {
         Some(1.0),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn dns_over_tls_goes_through_the_tls_client() {
+    let dns = Dnsmasq::start();
+    let dot = DotFrontend::start(dns.port).await;
+    let module = |server_name: &str| {
+        format!(
+            "modules:\n  dot:\n    prober: dns\n    timeout: 3s\n    dns:\n      dns_over_tls: true\n      transport_protocol: tcp\n      query_name: example.test\n      query_type: SOA\n      tls_config:\n        ca_file: {}\n        server_name: {server_name}\n",
+            dot.ca_file.display()
+        )
+    };
+    let ex = Exporter::start(&module("dns.example.test")).await;
+    let body = probe(&ex, "dot", &format!("127.0.0.1:{}", dot.port)).await;
+    assert_eq!(success(&body), 1.0, "{body}");
+    assert!(body.contains("dial_protocol=tcp-tls4"), "{body}");
+    assert_eq!(
+        metric_value(&body, "probe_dns_serial"),
+        Some(f64::from(SOA_SERIAL))
+    );
+    assert!(
+        metric_value(&body, "probe_ssl_earliest_cert_expiry").is_some(),
+        "{body}"
+    );
+    // A certificate for another name fails the probe with reason tls, before any query.
+    let ex = Exporter::start(&module("other.example.test")).await;
+    let body = probe(&ex, "dot", &format!("127.0.0.1:{}", dot.port)).await;
+    assert_eq!(success(&body), 0.0, "{body}");
+    assert_eq!(reason(&body), Some("tls"), "{body}");
+    assert_eq!(metric_value(&body, "probe_dns_query_succeeded"), Some(0.0));
+}
+
+#[tokio::test]
+async fn source_ip_address_is_used_for_the_query() {
+    let dns = Dnsmasq::start();
+    let ex = Exporter::start(CONFIG).await;
+    let body = probe(&ex, "a_from_source", &dns.target()).await;
+    assert_eq!(success(&body), 1.0, "{body}");
+    // dnsmasq logs the client address of each query.
+    let log = dns.log_text();
+    assert!(log.contains("www.example.test from 127.0.0.2"), "{log}");
 }

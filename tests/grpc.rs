@@ -162,3 +162,25 @@ async fn tls_with_alpn_h2_reports_tls_metrics() {
     let expiry = metric_value(&body, "probe_ssl_earliest_cert_expiry").expect("expiry");
     assert!(expiry > 1.7e9, "{expiry}");
 }
+
+#[tokio::test]
+async fn silent_server_fails_at_the_deadline_as_deadline_exceeded() {
+    let yaml = "modules:\n  grpc_1s:\n    prober: grpc\n    timeout: 1s\n";
+    let ex = Exporter::start(yaml).await;
+    // The kernel completes the TCP handshake from the backlog; nobody ever answers HTTP/2.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let started = std::time::Instant::now();
+    let body = probe(&ex, "grpc_1s", &silent.local_addr().unwrap().to_string()).await;
+    let took = started.elapsed().as_secs_f64();
+    assert_eq!(metric_value(&body, "probe_success"), Some(0.0), "{body}");
+    assert_eq!(reason(&body), Some("timeout"), "{body}");
+    assert_eq!(
+        metric_value(&body, "probe_grpc_status_code"),
+        Some(4.0),
+        "{body}"
+    );
+    assert!((0.9..5.0).contains(&took), "took {took}s");
+    let check = metric_value_with(&body, "probe_grpc_duration_seconds", &[("phase", "check")])
+        .expect("check phase");
+    assert!(check >= 0.9, "check {check}");
+}

@@ -101,3 +101,63 @@ pub fn free_udp_and_tcp_port() -> u16 {
         }
     }
 }
+
+/// DNS over TLS in front of a [`Dnsmasq`] (which has no TLS): a TLS terminator on a free
+/// loopback port that forwards each connection to dnsmasq's TCP port. Its certificate is
+/// self-signed for `dns.example.test`; `ca_file` is where the test finds it.
+pub struct DotFrontend {
+    pub port: u16,
+    pub ca_file: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for DotFrontend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl DotFrontend {
+    pub async fn start(backend_port: u16) -> DotFrontend {
+        use std::sync::Arc;
+        let key = rcgen::generate_simple_self_signed(vec!["dns.example.test".to_string()]).unwrap();
+        let dir = tempfile::tempdir().unwrap().keep();
+        let ca_file = dir.join("dot-ca.pem");
+        std::fs::write(&ca_file, key.cert.pem()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![key.cert.der().clone()],
+            rustls_pki_types::PrivateKeyDer::Pkcs8(key.signing_key.serialize_der().into()),
+        )
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let Ok(mut backend) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", backend_port)).await
+                    else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut backend).await;
+                });
+            }
+        });
+        DotFrontend {
+            port,
+            ca_file,
+            task,
+        }
+    }
+}
