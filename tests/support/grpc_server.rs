@@ -5,7 +5,8 @@
 //! separately from the prober's on purpose, so one cannot hide a bug of the other.
 
 use bytes::{Buf, Bytes};
-use http_body_util::{BodyExt, StreamBody};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{HeaderMap, Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -18,7 +19,7 @@ use tokio::net::TcpListener;
 pub const SERVING: u8 = 1;
 pub const NOT_SERVING: u8 = 2;
 
-type Body = StreamBody<futures::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>;
+type Body = BoxBody<Bytes, Infallible>;
 
 pub struct GrpcHealthServer {
     pub addr: SocketAddr,
@@ -126,7 +127,7 @@ async fn answer(
     let frames = vec![Ok(Frame::data(message)), Ok(Frame::trailers(trailers))];
     Response::builder()
         .header("content-type", "application/grpc")
-        .body(StreamBody::new(futures::stream::iter(frames)))
+        .body(StreamBody::new(futures::stream::iter(frames)).boxed())
         .unwrap()
 }
 
@@ -135,7 +136,8 @@ fn trailers_only(code: u32, message: &str) -> Response<Body> {
         .header("content-type", "application/grpc")
         .header("grpc-status", code.to_string())
         .header("grpc-message", message.replace(' ', "%20"))
-        .body(StreamBody::new(futures::stream::iter(Vec::new())))
+        // An empty body ends the stream on the HEADERS frame: a true trailers-only answer.
+        .body(Empty::new().boxed())
         .unwrap()
 }
 
