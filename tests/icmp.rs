@@ -128,3 +128,76 @@ async fn concurrent_probes_each_get_their_own_reply() {
         assert_eq!(metric_value(&body, "probe_success"), Some(1.0), "{body}");
     }
 }
+
+/// Set in the copy of this test binary that runs inside the namespace: what it must see.
+const CHILD_MODE: &str = "SIEMBOX_ICMP_CHILD_MODE";
+
+/// The unprivileged path, tested for real: this test runs itself again as `nobody` inside a new
+/// network namespace (where `net.ipv4.ping_group_range` is the namespace's own, so the machine's
+/// setting is untouched), once with the range opened (datagram socket, success) and once with
+/// the default closed range (no socket at all: a clear error, no panic). Needs root, `unshare`
+/// and `setpriv` (util-linux); skipped with a note otherwise.
+#[tokio::test]
+async fn unprivileged_datagram_socket_when_ping_group_range_allows() {
+    if let Ok(mode) = std::env::var(CHILD_MODE) {
+        let ex = Exporter::start(CONFIG).await;
+        let body = probe(&ex, "icmp", "127.0.0.1").await;
+        if mode == "allowed" {
+            assert_eq!(metric_value(&body, "probe_success"), Some(1.0), "{body}");
+            assert!(
+                body.contains("Created unprivileged datagram ICMP socket"),
+                "{body}"
+            );
+            assert!(rtt(&body) > 0.0);
+            // A datagram socket hides the IP header: no reply TTL.
+            assert_eq!(metric_value(&body, "probe_icmp_reply_hop_limit"), None);
+        } else {
+            assert_eq!(metric_value(&body, "probe_success"), Some(0.0), "{body}");
+            assert!(body.contains("ping_group_range"), "{body}");
+            assert!(body.contains("CAP_NET_RAW"), "{body}");
+        }
+        return;
+    }
+    let is_root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false);
+    let have = |tool: &str| {
+        std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    if !is_root || !have("unshare") || !have("setpriv") || !have("ip") {
+        eprintln!("not root or no unshare/setpriv/ip: unprivileged ICMP not tested");
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    for (mode, sysctl) in [
+        (
+            "allowed",
+            "sysctl -qw net.ipv4.ping_group_range='0 2147483647' && ",
+        ),
+        ("denied", ""),
+    ] {
+        let script = format!(
+            "ip link set lo up && {sysctl}exec setpriv --reuid=65534 --regid=65534 --clear-groups \
+             {} --exact unprivileged_datagram_socket_when_ping_group_range_allows --test-threads=1",
+            exe.display()
+        );
+        let out = std::process::Command::new("unshare")
+            .args(["-n", "sh", "-c", &script])
+            .env(CHILD_MODE, mode)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{mode}:\n{text}");
+        assert!(text.contains("1 passed"), "{mode}:\n{text}");
+    }
+}
