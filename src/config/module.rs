@@ -505,7 +505,12 @@ pub struct GrpcProbe {
     pub tls: bool,
     #[serde(default)]
     pub tls_config: TlsConfig,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    /// Request metadata (headers); values of credential-like keys never print (see below).
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        serialize_with = "serialize_metadata"
+    )]
     pub metadata: BTreeMap<String, Vec<String>>,
 }
 
@@ -520,4 +525,35 @@ impl Default for GrpcProbe {
             metadata: BTreeMap::new(),
         }
     }
+}
+
+/// gRPC metadata often carries credentials (`authorization: Bearer …`); /config and the debug
+/// output show the values of such keys as `<secret>`.
+fn serialize_metadata<S: serde::Serializer>(
+    metadata: &BTreeMap<String, Vec<String>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(metadata.len()))?;
+    for (key, values) in metadata {
+        let k = key.to_ascii_lowercase();
+        let sensitive = [
+            "auth",
+            "token",
+            "secret",
+            "password",
+            "cookie",
+            "key",
+            "credential",
+        ]
+        .iter()
+        .any(|w| k.contains(w));
+        if sensitive {
+            let hidden: Vec<&str> = values.iter().map(|_| super::types::REDACTED).collect();
+            map.serialize_entry(key, &hidden)?;
+        } else {
+            map.serialize_entry(key, values)?;
+        }
+    }
+    map.end()
 }

@@ -31,6 +31,16 @@ pub(super) fn validate(config: &Config, text: &str) -> Vec<ConfigProblem> {
             ),
             _ => {}
         }
+        if module.prober == ProberKind::Dns {
+            for (field, message) in crate::probe::dns::config_problems(&module.dns) {
+                report(name, format!("{at}.dns.{field}"), message);
+            }
+        }
+        if module.prober == ProberKind::Grpc {
+            for (field, message) in crate::probe::grpc::config_problems(&module.grpc) {
+                report(name, format!("{at}.grpc.{field}"), message);
+            }
+        }
         if let Some(t) = module.timeout {
             if t.get().is_zero() {
                 report(

@@ -2,6 +2,9 @@
 //! `(request, env, recorder) -> success`, run here inside the probe's deadline.
 
 pub mod allow;
+pub mod dns;
+pub mod grpc;
+pub mod icmp;
 pub mod recorder;
 pub mod resolve;
 pub mod target;
@@ -167,6 +170,9 @@ fn finish(mut rec: ProbeRecorder, success: bool, duration: Duration) -> ProbeOut
 async fn dispatch(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecorder) -> bool {
     match req.module.prober {
         ProberKind::Tcp => tcp::probe(req, env, rec).await,
+        ProberKind::Dns => dns::probe(req, env, rec).await,
+        ProberKind::Icmp => icmp::probe(req, env, rec).await,
+        ProberKind::Grpc => grpc::probe(req, env, rec).await,
         other => {
             rec.fail(
                 FailureReason::Config,

@@ -150,10 +150,15 @@ pub async fn resolve_target(
     }
 }
 
-/// FNV-1a 32-bit of the address text, as blackbox computes `probe_ip_addr_hash`.
+/// FNV-1a 32-bit of the address octets (4 for IPv4, 16 for IPv6), as blackbox computes
+/// `probe_ip_addr_hash` (checked against blackbox 0.23: 127.0.0.1 → 3668918509, ::1 → 1751717746).
 pub fn ip_hash(ip: IpAddr) -> f64 {
+    let octets: Vec<u8> = match ip {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    };
     let mut h: u32 = 0x811c_9dc5;
-    for b in ip.to_string().bytes() {
+    for b in octets {
         h ^= u32::from(b);
         h = h.wrapping_mul(0x0100_0193);
     }
@@ -197,9 +202,10 @@ mod tests {
     }
 
     #[test]
-    fn ip_hash_is_fnv1a_of_the_text() {
-        // FNV-1a 32 of "127.0.0.1".
-        assert_eq!(ip_hash("127.0.0.1".parse().unwrap()), 144953630.0);
+    fn ip_hash_is_fnv1a_of_the_octets_like_blackbox() {
+        // The values blackbox_exporter 0.23 reports for these addresses.
+        assert_eq!(ip_hash("127.0.0.1".parse().unwrap()), 3668918509.0);
+        assert_eq!(ip_hash("::1".parse().unwrap()), 1751717746.0);
     }
 
     #[tokio::test]

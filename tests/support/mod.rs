@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod blackbox;
+pub mod dnsmasq;
+pub mod grpc_server;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
