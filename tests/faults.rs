@@ -29,7 +29,7 @@ async fn fault_server(kind: &'static str) -> std::net::SocketAddr {
                     }
                     "reset" => {
                         // SO_LINGER 0 turns close into a TCP reset.
-                        let _ = s.set_linger(Some(Duration::ZERO));
+                        let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
                         drop(s);
                     }
                     _ => {
