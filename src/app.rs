@@ -66,6 +66,13 @@ impl App {
         };
         match loaded {
             Ok(config) => {
+                let origin = self
+                    .config_path
+                    .as_ref()
+                    .map_or("<built-in>".into(), |p| p.display().to_string());
+                for w in crate::config::format_warnings(&origin, &config.warnings).lines() {
+                    tracing::warn!(problem = w, "configuration warning");
+                }
                 self.config.store(Arc::new(config));
                 self.env.config_changed();
                 self.metrics.reload_successful.set(1);

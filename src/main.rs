@@ -31,12 +31,14 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
+    let origin = cli
+        .config_file
+        .as_ref()
+        .map_or("<built-in>".into(), |p| p.display().to_string());
+    for line in siembox_exporter::config::format_warnings(&origin, &config.warnings).lines() {
+        eprintln!("warning: {line}");
+    }
     if cli.config_check {
-        let origin = cli
-            .config_file
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "<built-in>".into());
         println!(
             "{origin}: configuration is valid ({} modules)",
             config.modules.len()

@@ -74,7 +74,17 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        let config: Config = parse_yaml(text, origin)?;
+        let _ = super::types::take_unreadable_files();
+        let mut config: Config = parse_yaml(text, origin)?;
+        config.warnings = super::types::take_unreadable_files()
+            .into_iter()
+            .map(|(path, message)| ConfigProblem {
+                line: line_of_text(text, &path),
+                column: None,
+                field: String::new(),
+                message: format!("{message} (probes that use it will fail until it exists)"),
+            })
+            .collect();
         let problems = super::validate::validate(&config, text);
         if problems.is_empty() {
             Ok(config)
@@ -159,6 +169,22 @@ fn clean_path(path: &str) -> String {
     }
     let parts: Vec<&str> = path.split('.').filter(|p| *p != "?").collect();
     parts.join(".")
+}
+
+/// The 1-based line where `needle` first appears.
+fn line_of_text(text: &str, needle: &str) -> Option<u64> {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .map(|i| i as u64 + 1)
+}
+
+/// Formats warnings like errors: `file:line: message`, one per line.
+pub fn format_warnings(origin: &str, warnings: &[ConfigProblem]) -> String {
+    let e = ConfigError {
+        origin: origin.to_string(),
+        problems: warnings.to_vec(),
+    };
+    e.to_string()
 }
 
 /// The 1-based line where `key:` first appears, to locate problems found after parsing.

@@ -9,7 +9,7 @@ mod types;
 mod validate;
 
 pub use duration::{parse_duration, PromDuration};
-pub use load::{parse_yaml, read_yaml_file, ConfigError, ConfigProblem};
+pub use load::{format_warnings, parse_yaml, read_yaml_file, ConfigError, ConfigProblem};
 pub use module::*;
 pub use services::*;
 pub use types::*;
@@ -32,6 +32,9 @@ pub struct Config {
     pub servers: Vec<Server>,
     #[serde(default)]
     pub schedule: Vec<ScheduleJob>,
+    /// Problems that do not stop the config from loading (files that cannot be read yet).
+    #[serde(skip)]
+    pub warnings: Vec<ConfigProblem>,
 }
 
 /// Concurrency, queue and rate limits (SPEC §6).

@@ -95,16 +95,28 @@ impl<'de> Deserialize<'de> for ExistingFile {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         let path = PathBuf::from(&s);
-        match std::fs::metadata(&path) {
-            Ok(m) if m.is_file() => Ok(ExistingFile(path)),
-            Ok(_) => Err(serde::de::Error::custom(format!(
-                "{s:?} is not a regular file"
-            ))),
-            Err(e) => Err(serde::de::Error::custom(format!(
-                "cannot read file {s:?}: {e}"
-            ))),
+        let problem = match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => None,
+            Ok(_) => Some(format!("{s:?} is not a regular file")),
+            Err(e) => Some(format!("cannot read file {s:?}: {e}")),
+        };
+        if let Some(message) = problem {
+            UNREADABLE_FILES.with(|f| f.borrow_mut().push((s, message)));
         }
+        Ok(ExistingFile(path))
     }
+}
+
+thread_local! {
+    /// Files named in the config being parsed on this thread that cannot be read. Blackbox reads
+    /// such files only when probing, so a missing one must not stop a blackbox config from
+    /// loading: it is a warning at load (with its line) and an error in every probe that uses it.
+    static UNREADABLE_FILES: std::cell::RefCell<Vec<(String, String)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Takes the unreadable files recorded since the last call on this thread: (path, message).
+pub(super) fn take_unreadable_files() -> Vec<(String, String)> {
+    UNREADABLE_FILES.with(|f| std::mem::take(&mut *f.borrow_mut()))
 }
 
 impl ExistingFile {
