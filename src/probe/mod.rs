@@ -1,6 +1,7 @@
 //! Probers: one file per protocol, each one async function
 //! `(request, env, recorder) -> success`, run here inside the probe's deadline.
 
+pub mod http;
 pub mod recorder;
 pub mod resolve;
 pub mod target;
@@ -151,6 +152,7 @@ fn finish(mut rec: ProbeRecorder, success: bool, duration: Duration) -> ProbeOut
 
 async fn dispatch(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecorder) -> bool {
     match req.module.prober {
+        ProberKind::Http => http::probe(req, env, rec).await,
         ProberKind::Tcp => tcp::probe(req, env, rec).await,
         other => {
             rec.fail(
