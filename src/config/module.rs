@@ -3,7 +3,7 @@
 
 use super::duration::PromDuration;
 use super::services::{MongoProbe, MysqlProbe, PostgresProbe, RedisProbe, SshAuditProbe, SshProbe};
-use super::types::{ByteSize, ExistingFile, IpProtocol, Regexp, Secret};
+use super::types::{ByteSize, ExistingFile, FilePath, IpProtocol, Regexp, Secret};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -127,15 +127,15 @@ fn is_false(b: &bool) -> bool {
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca_file: Option<ExistingFile>,
+    pub ca_file: Option<FilePath>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cert_file: Option<ExistingFile>,
+    pub cert_file: Option<FilePath>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_file: Option<ExistingFile>,
+    pub key_file: Option<FilePath>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

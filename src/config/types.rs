@@ -116,6 +116,18 @@ impl ExistingFile {
     }
 }
 
+/// A path read when used, not checked at load: blackbox loads a `tls_config.ca_file` that does
+/// not exist yet (its shipped example.yml names one) and fails the probes that need it instead.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FilePath(pub PathBuf);
+
+impl FilePath {
+    pub fn read(&self) -> std::io::Result<Vec<u8>> {
+        std::fs::read(&self.0)
+    }
+}
+
 /// `preferred_ip_protocol`: which address family to try first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default)]
 pub enum IpProtocol {
