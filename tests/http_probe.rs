@@ -576,25 +576,60 @@ async fn refused_connection_has_its_reason() {
 }
 
 #[tokio::test]
-async fn unsupported_settings_fail_clearly() {
+async fn unsupported_compression_fails_clearly() {
     let server = HttpServer::start().await;
-    let mods = module("br", "      compression: br\n")
-        + &module(
-            "oauth",
-            "      oauth2:\n        client_id: x\n        client_secret: y\n        token_url: http://127.0.0.1:1/token\n",
-        );
-    let ex = exporter(&mods).await;
-    let target = server.url("/");
-    let out = debug(&ex, "br", &target).await;
+    let ex = exporter(&module("br", "      compression: br\n")).await;
+    let out = debug(&ex, "br", &server.url("/")).await;
     assert!(out.contains("probe_success 0"), "{out}");
+    assert!(out.contains("failure_reason=config"), "{out}");
     assert!(
         out.contains("compression \\\"br\\\" is not supported"),
         "{out}"
     );
-    let out = debug(&ex, "oauth", &target).await;
-    assert!(out.contains("probe_success 0"), "{out}");
-    assert!(out.contains("oauth2 is not supported yet"), "{out}");
     assert!(server.requests().is_empty());
+}
+
+#[tokio::test]
+async fn oauth2_client_credentials_token_is_fetched_once_and_sent() {
+    let server = HttpServer::start().await;
+    let oauth = |secret: &str| {
+        format!(
+            "      oauth2:\n        client_id: client-a\n        client_secret: \"{secret}\"\n        scopes: [probe]\n        token_url: {}\n",
+            server.url("/token")
+        )
+    };
+    let mods = module("oauth", &oauth("sec ret")) + &module("bad_secret", &oauth("wrong"));
+    let ex = exporter(&mods).await;
+    let target = server.url("/echo");
+    for _ in 0..2 {
+        let body = probe(&ex, "oauth", &target).await;
+        assert_eq!(success(&body), 1.0, "{body}");
+        assert_eq!(
+            server.last_request().header("authorization"),
+            Some(format!("Bearer {}", http_server::OAUTH2_TOKEN).as_str())
+        );
+    }
+    let token_calls: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/token")
+        .collect();
+    assert_eq!(token_calls.len(), 1, "the token is cached");
+    assert!(String::from_utf8_lossy(&token_calls[0].body).contains("scope=probe"));
+    let out = debug(&ex, "oauth", &target).await;
+    assert!(!out.contains(http_server::OAUTH2_TOKEN), "{out}");
+    assert!(!out.contains("sec ret"), "{out}");
+
+    let before = server.requests().len();
+    let out = debug(&ex, "bad_secret", &target).await;
+    assert!(out.contains("probe_success 0"), "{out}");
+    assert!(out.contains("failure_reason=auth"), "{out}");
+    assert!(out.contains("the token endpoint answered 401"), "{out}");
+    assert!(!out.contains("wrong"), "{out}");
+    // Only the token request was made: the target never saw an unauthenticated probe.
+    let after = server.requests();
+    assert_eq!(after.len(), before + 1);
+    assert_eq!(after.last().unwrap().path, "/token");
 }
 
 /// The HTTP modules of the stock blackbox configs load unchanged.

@@ -43,6 +43,8 @@ pub struct ProbeOutcome {
 /// Long-lived state probers share: the caching resolver, TLS clients built once per module.
 pub struct ProbeEnv {
     pub resolver: resolve::Resolver,
+    /// OAuth2 access tokens of http modules.
+    pub http_tokens: http::oauth2::TokenCache,
     tls_clients: RwLock<HashMap<(String, &'static str), Arc<tls::TlsClient>>>,
 }
 
@@ -56,6 +58,7 @@ impl ProbeEnv {
     pub fn new() -> Self {
         ProbeEnv {
             resolver: resolve::Resolver::from_system(),
+            http_tokens: http::oauth2::TokenCache::default(),
             tls_clients: RwLock::new(HashMap::new()),
         }
     }
@@ -81,6 +84,7 @@ impl ProbeEnv {
     /// Drops everything derived from the previous config.
     pub fn config_changed(&self) {
         self.tls_clients.write().clear();
+        self.http_tokens.clear();
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! Routes: `/` (200 "hello world\n"), `/status/<code>`, `/redirect/<n>` (302 to `/redirect/<n-1>`,
 //! 200 at 0), `/echo` (method, headers and body back as text), `/gzip` (gzip-encoded text),
-//! `/big/<n>` (n bytes), `/headers` (X-Test, two X-Multi values, Last-Modified).
+//! `/big/<n>` (n bytes), `/headers` (X-Test, two X-Multi values, Last-Modified), `/token` (an OAuth2 token endpoint).
 
 use super::certs::Leaf;
 use bytes::Bytes;
@@ -45,6 +45,10 @@ pub const GZIP_REPEAT: usize = 100;
 /// `/headers` Last-Modified, and its unix time.
 pub const LAST_MODIFIED: &str = "Wed, 21 Oct 2015 07:28:00 GMT";
 pub const LAST_MODIFIED_UNIX: f64 = 1_445_412_480.0;
+
+/// What `/token` expects and grants.
+pub const OAUTH2_BASIC: &str = "Basic Y2xpZW50LWE6c2VjK3JldA==";
+pub const OAUTH2_TOKEN: &str = "tok-oauth-xyz";
 
 pub struct HttpServer {
     pub addr: SocketAddr,
@@ -223,6 +227,21 @@ async fn route(req: Request<Incoming>, seen: &Mutex<Vec<Recorded>>) -> Response<
         ["big", n] => {
             let n: usize = n.parse().unwrap_or(0);
             text(200, &"x".repeat(n))
+        }
+        ["token"] => {
+            // OAuth2 client credentials for client "client-a" with secret "sec ret".
+            let form = String::from_utf8_lossy(&rec.body).into_owned();
+            let auth_ok = rec.header("authorization") == Some(OAUTH2_BASIC);
+            if auth_ok && form.contains("grant_type=client_credentials") {
+                Response::builder()
+                    .header("Content-Type", "application/json")
+                    .body(Full::new(Bytes::from(format!(
+                        "{{\"access_token\":\"{OAUTH2_TOKEN}\",\"token_type\":\"Bearer\",\"expires_in\":3600}}"
+                    ))))
+                    .unwrap()
+            } else {
+                text(401, "{\"error\":\"invalid_client\"}")
+            }
         }
         ["headers"] => Response::builder()
             .header("X-Test", "alpha")

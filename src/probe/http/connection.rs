@@ -29,6 +29,8 @@ pub(super) struct Endpoint<'a> {
     pub tls_name: &'a str,
     /// The first hop's lookup feeds `probe_ip_protocol` and friends; later hops only log.
     pub first: bool,
+    /// Keys the cached TLS client: the OAuth2 token endpoint has its own `tls_config`.
+    pub oauth2: bool,
 }
 
 /// A ready HTTP connection; the task driving it stops when this is dropped.
@@ -136,7 +138,9 @@ pub(super) async fn open(
     // TLS, with ALPN offering h2 when allowed.
     let mut h2 = false;
     if ep.tls {
-        let (purpose, alpn): (&'static str, &[&[u8]]) = if cfg.enable_http2 {
+        let (purpose, alpn): (&'static str, &[&[u8]]) = if ep.oauth2 {
+            ("oauth2", &[b"http/1.1"])
+        } else if cfg.enable_http2 {
             ("h2", &[b"h2", b"http/1.1"])
         } else {
             ("http", &[b"http/1.1"])

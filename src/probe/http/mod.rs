@@ -5,6 +5,7 @@
 mod body;
 mod checks;
 mod connection;
+pub mod oauth2;
 mod phases;
 mod proxy;
 mod request;
@@ -37,15 +38,14 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
             return false;
         }
     };
-    if cfg.oauth2.is_some() {
-        // Not faked: a probe that cannot authenticate as configured must not look healthy.
-        rec.fail(
-            FailureReason::Config,
-            "oauth2 is not supported yet by the http prober",
-        );
-        return false;
-    }
-    let tpl = match Template::build(req, cfg, &first_url, None).await {
+    let oauth2_token = match &cfg.oauth2 {
+        Some(o) => match oauth2::token(env, req, cfg, o, rec).await {
+            Some(t) => Some(t),
+            None => return false,
+        },
+        None => None,
+    };
+    let tpl = match Template::build(req, cfg, &first_url, oauth2_token.as_deref()).await {
         Ok(t) => t,
         Err(e) => {
             rec.fail(FailureReason::Config, e);
@@ -78,6 +78,7 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
             tls: hop.is_tls(),
             tls_name: hop.tls_name(),
             first,
+            oauth2: false,
         };
         first = false;
         let Some(mut conn) = connection::open(
