@@ -677,3 +677,54 @@ async fn missing_ca_file_fails_the_probe_not_the_load() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn proxy_url_forwards_http_and_tunnels_https() {
+    let pki = TestPki::generate();
+    let plain = HttpServer::start().await;
+    let tls = HttpServer::start_tls(&pki.valid, true).await;
+    let proxy = http_server::TestProxy::start().await;
+    let mods = module(
+        "proxied",
+        &format!(
+            "      proxy_url: http://user:pw@{}\n      skip_resolve_phase_with_proxy: true\n      tls_config:\n        ca_file: {}\n",
+            proxy.addr,
+            pki.ca_file.display()
+        ),
+    );
+    let ex = exporter(&mods).await;
+    let body = probe(&ex, "proxied", &plain.url("/echo")).await;
+    assert_eq!(success(&body), 1.0, "{body}");
+    // Skipped resolve phase: no lookup was timed.
+    assert_eq!(
+        metric_value_with(
+            &body,
+            "probe_http_duration_seconds",
+            &[("phase", "resolve")]
+        ),
+        Some(0.0)
+    );
+    let https_target = format!("https://localhost:{}/", tls.addr.port());
+    let body = probe(&ex, "proxied", &https_target).await;
+    assert_eq!(success(&body), 1.0, "{body}");
+    assert_eq!(value(&body, "probe_http_ssl"), 1.0);
+    let seen = proxy.seen.lock().clone();
+    // base64("user:pw")
+    assert_eq!(
+        seen,
+        [
+            format!(
+                "GET http://{}/echo HTTP/1.1 | proxy-authorization: Basic dXNlcjpwdw==",
+                plain.addr
+            ),
+            format!(
+                "CONNECT localhost:{} HTTP/1.1 | Proxy-Authorization: Basic dXNlcjpwdw==",
+                tls.addr.port()
+            ),
+        ]
+    );
+    assert_eq!(
+        plain.last_request().header("host"),
+        Some(plain.addr.to_string().as_str())
+    );
+}

@@ -274,3 +274,74 @@ pub async fn start_silent() -> (SocketAddr, JoinHandle<()>) {
     });
     (addr, task)
 }
+
+/// A minimal forward proxy: CONNECT tunnels, and absolute-form plain requests forwarded as they
+/// came. It records each request line (and Proxy-Authorization) it receives.
+pub struct TestProxy {
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Vec<String>>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for TestProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TestProxy {
+    pub async fn start() -> TestProxy {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if client.read(&mut byte).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    let text = String::from_utf8_lossy(&head).into_owned();
+                    let line = text.lines().next().unwrap_or("").to_string();
+                    let mut entry = line.clone();
+                    if let Some(a) = text
+                        .lines()
+                        .find(|l| l.to_ascii_lowercase().starts_with("proxy-authorization:"))
+                    {
+                        entry.push_str(" | ");
+                        entry.push_str(a);
+                    }
+                    log.lock().push(entry);
+                    let mut words = line.split(' ');
+                    let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+                    let authority = if method == "CONNECT" {
+                        target.to_string()
+                    } else {
+                        let rest = target.trim_start_matches("http://");
+                        rest.split('/').next().unwrap_or("").to_string()
+                    };
+                    let Ok(mut upstream) = tokio::net::TcpStream::connect(&authority).await else {
+                        let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+                        return;
+                    };
+                    if method == "CONNECT" {
+                        let _ = client
+                            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                            .await;
+                    } else if upstream.write_all(&head).await.is_err() {
+                        return;
+                    }
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                });
+            }
+        });
+        TestProxy { addr, seen, task }
+    }
+}
