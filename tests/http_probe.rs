@@ -575,18 +575,14 @@ async fn refused_connection_has_its_reason() {
         .contains("failure_reason=connection_refused"));
 }
 
-#[tokio::test]
-async fn unsupported_compression_fails_clearly() {
-    let server = HttpServer::start().await;
-    let ex = exporter(&module("br", "      compression: br\n")).await;
-    let out = debug(&ex, "br", &server.url("/")).await;
-    assert!(out.contains("probe_success 0"), "{out}");
-    assert!(out.contains("failure_reason=config"), "{out}");
-    assert!(
-        out.contains("compression \\\"br\\\" is not supported"),
-        "{out}"
-    );
-    assert!(server.requests().is_empty());
+#[test]
+fn unsupported_compression_is_a_config_error() {
+    let yaml = "modules:\n  br:\n    prober: http\n    http:\n      compression: br\n";
+    let e = siembox_exporter::Config::from_yaml_str(yaml, "test.yml")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("modules.br.http.compression"), "{e}");
+    assert!(e.contains("compression \"br\" is not supported"), "{e}");
 }
 
 #[tokio::test]
