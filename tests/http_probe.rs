@@ -724,3 +724,35 @@ async fn proxy_url_forwards_http_and_tunnels_https() {
         Some(plain.addr.to_string().as_str())
     );
 }
+
+/// TLS metrics describe the final response only, as in blackbox: https redirected to plain http
+/// reports no certificate.
+#[tokio::test]
+async fn tls_metrics_come_from_the_final_hop() {
+    let pki = TestPki::generate();
+    let tls = HttpServer::start_tls(&pki.valid, false).await;
+    let plain = HttpServer::start().await;
+    let ex = exporter(&module(
+        "tls",
+        &format!(
+            "      tls_config:\n        ca_file: {}\n",
+            pki.ca_file.display()
+        ),
+    ))
+    .await;
+    let target = tls.url(&format!("/goto/{}/", plain.addr));
+    let body = probe(&ex, "tls", &target).await;
+    assert_eq!(success(&body), 1.0, "{body}");
+    assert_eq!(value(&body, "probe_http_redirects"), 1.0);
+    assert_eq!(value(&body, "probe_http_ssl"), 0.0);
+    assert_eq!(
+        metric_value(&body, "probe_ssl_earliest_cert_expiry"),
+        None,
+        "{body}"
+    );
+    assert!(!body.contains("probe_tls_version_info"), "{body}");
+    // The TLS hop's handshake still counts in the tls phase.
+    let tls_phase = metric_value_with(&body, "probe_http_duration_seconds", &[("phase", "tls")]);
+    assert!(tls_phase.unwrap() > 0.0, "{body}");
+    assert_eq!(plain.requests().len(), 1);
+}

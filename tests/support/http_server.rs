@@ -2,7 +2,7 @@
 //! the http prober; it records every request it receives.
 //!
 //! Routes: `/` (200 "hello world\n"), `/status/<code>`, `/redirect/<n>` (302 to `/redirect/<n-1>`,
-//! 200 at 0), `/echo` (method, headers and body back as text), `/gzip` (gzip-encoded text),
+//! 200 at 0), `/goto/<host:port/path>` (302 to that http:// URL), `/echo` (method, headers and body back as text), `/gzip` (gzip-encoded text),
 //! `/big/<n>` (n bytes), `/headers` (X-Test, two X-Multi values, Last-Modified), `/token` (an OAuth2 token endpoint).
 
 use super::certs::Leaf;
@@ -202,6 +202,11 @@ async fn route(req: Request<Incoming>, seen: &Mutex<Vec<Recorded>>) -> Response<
                     .unwrap()
             }
         }
+        ["goto", rest @ ..] => Response::builder()
+            .status(302)
+            .header("Location", format!("http://{}", rest.join("/")))
+            .body(Full::new(Bytes::from_static(b"elsewhere\n")))
+            .unwrap(),
         ["echo"] => {
             let mut out = format!(
                 "method={}\nbody={}\n",

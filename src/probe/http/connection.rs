@@ -4,7 +4,7 @@
 use super::phases::{add_phase, Phase};
 use super::proxy::Proxy;
 use crate::config::HttpProbe;
-use crate::probe::recorder::{FailureReason, ProbeRecorder};
+use crate::probe::recorder::{FailureReason, Family, ProbeRecorder};
 use crate::probe::resolve::{bare_host, resolve_target};
 use crate::probe::tcp::{connect, Io};
 use crate::probe::ProbeEnv;
@@ -42,6 +42,8 @@ pub(super) struct Connection {
     pub via_proxy: bool,
     /// The address requests name when they go through a proxy (resolved IP or host, and port).
     pub authority: String,
+    /// TLS metrics of this connection's handshake, for the probe if this hop is the final one.
+    pub tls_metrics: Vec<Family>,
     _driver: AbortOnDrop,
 }
 
@@ -137,6 +139,7 @@ pub(super) async fn open(
 
     // TLS, with ALPN offering h2 when allowed.
     let mut h2 = false;
+    let mut tls_metrics = Vec::new();
     if ep.tls {
         let (purpose, alpn): (&'static str, &[&[u8]]) = if ep.oauth2 {
             ("oauth2", &[b"http/1.1"])
@@ -152,13 +155,27 @@ pub(super) async fn open(
                 return None;
             }
         };
+        // The handshake records into its own recorder: only the final hop's TLS state is the
+        // probe's (blackbox reports the TLS of the final response), unless this hop fails here.
+        let mut hop_tls = ProbeRecorder::new();
         let started = Instant::now();
         let handshake =
-            tokio::time::timeout_at(deadline, client.connect(io, ep.tls_name, rec)).await;
+            tokio::time::timeout_at(deadline, client.connect(io, ep.tls_name, &mut hop_tls)).await;
         add_phase(rec, Phase::Tls, started.elapsed());
+        let failure = hop_tls.failure();
+        for line in hop_tls.take_log() {
+            match (line.level, failure) {
+                ("error", Some(reason)) => rec.fail(reason, line.message),
+                _ => rec.debug(line.message),
+            }
+        }
+        tls_metrics = hop_tls.into_families();
         let stream = match handshake {
             Ok(Some(s)) => s,
-            Ok(None) => return None,
+            Ok(None) => {
+                replay(rec, &tls_metrics);
+                return None;
+            }
             Err(_) => {
                 rec.fail(FailureReason::Timeout, "timed out during the TLS handshake");
                 return None;
@@ -210,8 +227,20 @@ pub(super) async fn open(
         h2,
         via_proxy: proxy.is_some() && !ep.tls,
         authority,
+        tls_metrics,
         _driver: AbortOnDrop(driver),
     })
+}
+
+/// Copies gauge families recorded elsewhere into `rec`.
+pub(super) fn replay(rec: &mut ProbeRecorder, families: &[Family]) {
+    for f in families {
+        for s in &f.samples {
+            let labels: Vec<(&'static str, &str)> =
+                s.labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            rec.gauge_with(f.name, f.help, &labels, s.value);
+        }
+    }
 }
 
 /// The first hop resolves into the probe's own metrics; later hops (redirects) resolve into a

@@ -181,6 +181,7 @@ async fn evaluate(
 ) -> bool {
     let cfg = &req.module.http;
     let over_tls = conn.tls;
+    connection::replay(rec, &conn.tls_metrics);
     let (parts, incoming) = response.into_parts();
     let status = parts.status.as_u16();
     rec.gauge(
