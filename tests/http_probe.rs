@@ -121,6 +121,11 @@ async fn redirects_are_followed_and_counted_or_refused() {
     let body = probe(&ex, "no_follow_302_ok", &server.url("/redirect/3")).await;
     assert_eq!(success(&body), 1.0, "{body}");
 
+    // Cookies set by a redirect go back on the next hop (a login flow).
+    let body = probe(&ex, "web", &server.url("/login")).await;
+    assert_eq!(success(&body), 1.0, "{body}");
+    assert_eq!(server.last_request().header("cookie"), Some("session=s1"));
+
     // Go's limit: the 11th redirect is not followed.
     let body = probe(&ex, "web", &server.url("/redirect/12")).await;
     assert_eq!(success(&body), 0.0, "{body}");

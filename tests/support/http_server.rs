@@ -2,7 +2,8 @@
 //! the http prober; it records every request it receives.
 //!
 //! Routes: `/` (200 "hello world\n"), `/status/<code>`, `/redirect/<n>` (302 to `/redirect/<n-1>`,
-//! 200 at 0), `/goto/<host:port/path>` (302 to that http:// URL), `/echo` (method, headers and body back as text), `/gzip` (gzip-encoded text),
+//! 200 at 0), `/goto/<host:port/path>` (302 to that http:// URL), `/login` (302 setting a cookie
+//! that `/needs-cookie` requires), `/echo` (method, headers and body back as text), `/gzip` (gzip-encoded text),
 //! `/big/<n>` (n bytes), `/headers` (X-Test, two X-Multi values, Last-Modified), `/token` (an OAuth2 token endpoint).
 
 use super::certs::Leaf;
@@ -207,6 +208,16 @@ async fn route(req: Request<Incoming>, seen: &Mutex<Vec<Recorded>>) -> Response<
             .header("Location", format!("http://{}", rest.join("/")))
             .body(Full::new(Bytes::from_static(b"elsewhere\n")))
             .unwrap(),
+        ["login"] => Response::builder()
+            .status(302)
+            .header("Location", "/needs-cookie")
+            .header("Set-Cookie", "session=s1; Path=/; HttpOnly")
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+        ["needs-cookie"] => match rec.header("cookie") {
+            Some("session=s1") => text(200, "welcome back\n"),
+            _ => text(403, "no session\n"),
+        },
         ["echo"] => {
             let mut out = format!(
                 "method={}\nbody={}\n",

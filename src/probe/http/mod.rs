@@ -5,6 +5,7 @@
 mod body;
 mod checks;
 mod connection;
+mod cookies;
 pub mod oauth2;
 mod phases;
 mod proxy;
@@ -13,6 +14,7 @@ mod request;
 use super::recorder::{FailureReason, ProbeRecorder};
 use super::{ProbeEnv, ProbeRequest};
 use connection::Endpoint;
+use cookies::Cookies;
 use hyper::header::{CONTENT_LENGTH, LAST_MODIFIED, LOCATION};
 use phases::{add_phase, Phase};
 use proxy::Proxy;
@@ -58,6 +60,7 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
 
     let mut hop = Hop::first(first_url.clone(), &tpl);
     let mut redirects: u32 = 0;
+    let mut cookies = Cookies::default();
     let mut first = true;
     let (response, conn) = loop {
         let proxy = match Proxy::for_url(cfg, &hop.url) {
@@ -94,7 +97,7 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
         else {
             return false;
         };
-        let request = match hop.request(&tpl, &conn, proxy.as_ref()) {
+        let request = match hop.request(&tpl, &conn, proxy.as_ref(), &cookies) {
             Ok(r) => r,
             Err(e) => {
                 rec.fail(FailureReason::Config, e);
@@ -140,6 +143,7 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
                     rec.info("Not following redirect");
                     break (response, conn);
                 }
+                cookies.store(hop.url.host_str().unwrap_or_default(), response.headers());
                 let next = match hop.redirected(status, &loc, &first_url, &tpl) {
                     Ok(n) => n,
                     Err(e) => {

@@ -2,6 +2,7 @@
 //! changes from hop to hop when redirects are followed (Go's rules, which blackbox inherits).
 
 use super::connection::{tls_name_of, Connection};
+use super::cookies::Cookies;
 use super::proxy::Proxy;
 use crate::config::HttpProbe;
 use crate::probe::ProbeRequest;
@@ -289,6 +290,7 @@ impl Hop {
         tpl: &Template,
         conn: &Connection,
         proxy: Option<&Proxy>,
+        cookies: &Cookies,
     ) -> Result<Request<Full<Bytes>>, String> {
         let path = &self.url[url::Position::BeforePath..url::Position::AfterQuery];
         let path = if path.is_empty() { "/" } else { path };
@@ -306,6 +308,11 @@ impl Hop {
                 continue;
             }
             headers.insert(k.clone(), v.clone());
+        }
+        if !headers.contains_key(COOKIE) {
+            if let Some(c) = cookies.header_for(self.url.host_str().unwrap_or_default()) {
+                headers.insert(COOKIE, c);
+            }
         }
         if self.same_origin && !headers.contains_key(AUTHORIZATION) {
             if let Some(a) = &tpl.authorization {
