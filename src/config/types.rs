@@ -195,12 +195,14 @@ mod tests {
     }
 
     #[test]
-    fn missing_file_is_an_error() {
-        let e = serde_json::from_str::<ExistingFile>("\"/nonexistent/x.pem\"")
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(e.contains("/nonexistent/x.pem"), "{e}");
+    fn missing_file_is_recorded_not_fatal() {
+        let _ = take_unreadable_files();
+        let f = serde_json::from_str::<ExistingFile>("\"/nonexistent/x.pem\"").unwrap();
+        assert_eq!(f.0, PathBuf::from("/nonexistent/x.pem"));
+        let seen = take_unreadable_files();
+        assert_eq!(seen.len(), 1);
+        assert!(seen[0].1.contains("/nonexistent/x.pem"), "{seen:?}");
+        assert!(take_unreadable_files().is_empty());
     }
 }
 

@@ -50,6 +50,14 @@ pub(super) fn validate(config: &Config, text: &str) -> Vec<ConfigProblem> {
                 );
             }
         }
+        match module.http.compression.to_ascii_lowercase().as_str() {
+            "" | "identity" | "gzip" | "deflate" => {}
+            other => report(
+                name,
+                format!("{at}.http.compression"),
+                format!("compression {other:?} is not supported (use gzip, deflate or identity)"),
+            ),
+        }
         if let Some(b) = &module.http.body {
             if module.http.body_file.is_some() && !b.is_empty() {
                 report(

@@ -4,6 +4,7 @@
 pub mod allow;
 pub mod dns;
 pub mod grpc;
+pub mod http;
 pub mod icmp;
 pub mod recorder;
 pub mod resolve;
@@ -46,6 +47,8 @@ pub struct ProbeOutcome {
 /// Long-lived state probers share: the caching resolver, TLS clients built once per module.
 pub struct ProbeEnv {
     pub resolver: resolve::Resolver,
+    /// OAuth2 access tokens of http modules.
+    pub http_tokens: http::oauth2::TokenCache,
     tls_clients: RwLock<HashMap<(String, &'static str), Arc<tls::TlsClient>>>,
 }
 
@@ -59,6 +62,7 @@ impl ProbeEnv {
     pub fn new() -> Self {
         ProbeEnv {
             resolver: resolve::Resolver::from_system(),
+            http_tokens: http::oauth2::TokenCache::default(),
             tls_clients: RwLock::new(HashMap::new()),
         }
     }
@@ -84,6 +88,7 @@ impl ProbeEnv {
     /// Drops everything derived from the previous config.
     pub fn config_changed(&self) {
         self.tls_clients.write().clear();
+        self.http_tokens.clear();
     }
 }
 
@@ -169,6 +174,7 @@ fn finish(mut rec: ProbeRecorder, success: bool, duration: Duration) -> ProbeOut
 
 async fn dispatch(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecorder) -> bool {
     match req.module.prober {
+        ProberKind::Http => http::probe(req, env, rec).await,
         ProberKind::Tcp => tcp::probe(req, env, rec).await,
         ProberKind::Dns => dns::probe(req, env, rec).await,
         ProberKind::Icmp => icmp::probe(req, env, rec).await,

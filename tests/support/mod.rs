@@ -3,8 +3,10 @@
 #![allow(dead_code)]
 
 pub mod blackbox;
+pub mod certs;
 pub mod dnsmasq;
 pub mod grpc_server;
+pub mod http_server;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};

@@ -1,0 +1,84 @@
+//! A throwaway PKI for TLS tests: a CA (its PEM written to a temp file for `tls_config.ca_file`),
+//! a valid leaf for 127.0.0.1/localhost, an expired leaf, and a leaf from a CA nobody trusts.
+
+use rcgen::{
+    date_time_ymd, BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use std::path::PathBuf;
+
+/// A server certificate with its key.
+pub struct Leaf {
+    pub cert_pem: String,
+    pub key_pem: String,
+    /// notAfter, unix seconds.
+    pub not_after: i64,
+}
+
+pub struct TestPki {
+    _dir: tempfile::TempDir,
+    /// PEM of the trusted CA.
+    pub ca_file: PathBuf,
+    /// Valid until 2040-01-01, signed by the trusted CA.
+    pub valid: Leaf,
+    /// Expired on 2021-01-01, signed by the trusted CA.
+    pub expired: Leaf,
+    /// Valid, but signed by a CA that `ca_file` does not hold.
+    pub untrusted: Leaf,
+}
+
+/// 2040-01-01T00:00:00Z
+pub const VALID_NOT_AFTER: i64 = 2_208_988_800;
+/// 2021-01-01T00:00:00Z
+pub const EXPIRED_NOT_AFTER: i64 = 1_609_459_200;
+
+impl TestPki {
+    pub fn generate() -> TestPki {
+        let (ca_pem, ca) = new_ca("siembox test CA");
+        let (_, other_ca) = new_ca("untrusted test CA");
+        let dir = tempfile::tempdir().unwrap();
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca_pem).unwrap();
+        TestPki {
+            _dir: dir,
+            ca_file,
+            valid: leaf(&ca, (2020, 1, 1), (2040, 1, 1), VALID_NOT_AFTER),
+            expired: leaf(&ca, (2020, 1, 1), (2021, 1, 1), EXPIRED_NOT_AFTER),
+            untrusted: leaf(&other_ca, (2020, 1, 1), (2040, 1, 1), VALID_NOT_AFTER),
+        }
+    }
+}
+
+fn new_ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.not_before = date_time_ymd(2019, 1, 1);
+    params.not_after = date_time_ymd(2099, 1, 1);
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), Issuer::new(params, key))
+}
+
+fn leaf(
+    ca: &Issuer<'static, KeyPair>,
+    from: (i32, u8, u8),
+    until: (i32, u8, u8),
+    not_after: i64,
+) -> Leaf {
+    let key = KeyPair::generate().unwrap();
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    params.not_before = date_time_ymd(from.0, from.1, from.2);
+    params.not_after = date_time_ymd(until.0, until.1, until.2);
+    let cert = params.signed_by(&key, ca).unwrap();
+    Leaf {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+        not_after,
+    }
+}
