@@ -237,3 +237,71 @@ async fn dns_icmp_and_grpc_modules_agree_with_blackbox() {
     ];
     compare(&ours, &bb, &cases).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_modules_agree_with_blackbox() {
+    let server = support::http_server::HttpServer::start().await;
+    let base = server.url("").trim_end_matches('/').to_string();
+    let config = write_config(
+        "modules:
+  http_2xx:
+    prober: http
+    timeout: 3s
+    http:
+      preferred_ip_protocol: ip4
+  http_post_2xx:
+    prober: http
+    timeout: 3s
+    http:
+      method: POST
+      body: '{}'
+      preferred_ip_protocol: ip4
+  http_body_must_match:
+    prober: http
+    timeout: 3s
+    http:
+      preferred_ip_protocol: ip4
+      fail_if_body_not_matches_regexp: [\"never-in-any-body\"]
+  http_no_redirects:
+    prober: http
+    timeout: 3s
+    http:
+      preferred_ip_protocol: ip4
+      follow_redirects: false
+",
+    );
+    let ours = Exporter::start_file(config.clone()).await;
+    let bb = Blackbox::start(&config).await;
+    let closed = support::free_port();
+    let cases = vec![
+        Case {
+            module: "http_2xx",
+            target: format!("{base}/"),
+        },
+        Case {
+            module: "http_2xx",
+            target: format!("{base}/status/404"),
+        },
+        Case {
+            module: "http_2xx",
+            target: format!("{base}/redirect/2"),
+        },
+        Case {
+            module: "http_post_2xx",
+            target: format!("{base}/"),
+        },
+        Case {
+            module: "http_body_must_match",
+            target: format!("{base}/"),
+        },
+        Case {
+            module: "http_no_redirects",
+            target: format!("{base}/redirect/1"),
+        },
+        Case {
+            module: "http_2xx",
+            target: format!("http://127.0.0.1:{closed}/"),
+        },
+    ];
+    compare(&ours, &bb, &cases).await;
+}

@@ -30,8 +30,12 @@ fn system_roots() -> Arc<RootCertStore> {
         .clone()
 }
 
+/// The one crypto provider (ring), built once: signature checks run on every handshake.
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    static PROVIDER: OnceLock<Arc<rustls::crypto::CryptoProvider>> = OnceLock::new();
+    PROVIDER
+        .get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
+        .clone()
 }
 
 /// A ready TLS client for one module's `tls_config`.
