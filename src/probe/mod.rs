@@ -1,6 +1,9 @@
 //! Probers: one file per protocol, each one async function
 //! `(request, env, recorder) -> success`, run here inside the probe's deadline.
 
+pub mod db;
+pub mod pools;
+pub mod postgres;
 pub mod recorder;
 pub mod resolve;
 pub mod target;
@@ -42,6 +45,8 @@ pub struct ProbeOutcome {
 /// Long-lived state probers share: the caching resolver, TLS clients built once per module.
 pub struct ProbeEnv {
     pub resolver: resolve::Resolver,
+    /// Connection pools of the database and cache probers.
+    pub pools: pools::Pools,
     tls_clients: RwLock<HashMap<(String, &'static str), Arc<tls::TlsClient>>>,
 }
 
@@ -55,6 +60,7 @@ impl ProbeEnv {
     pub fn new() -> Self {
         ProbeEnv {
             resolver: resolve::Resolver::from_system(),
+            pools: pools::Pools::new(),
             tls_clients: RwLock::new(HashMap::new()),
         }
     }
@@ -152,6 +158,7 @@ fn finish(mut rec: ProbeRecorder, success: bool, duration: Duration) -> ProbeOut
 async fn dispatch(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecorder) -> bool {
     match req.module.prober {
         ProberKind::Tcp => tcp::probe(req, env, rec).await,
+        ProberKind::Postgres => postgres::probe(req, env, rec).await,
         other => {
             rec.fail(
                 FailureReason::Config,
