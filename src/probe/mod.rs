@@ -2,9 +2,12 @@
 //! `(request, env, recorder) -> success`, run here inside the probe's deadline.
 
 pub mod db;
+pub mod mongodb;
+pub mod mysql;
 pub mod pools;
 pub mod postgres;
 pub mod recorder;
+pub mod redis;
 pub mod resolve;
 pub mod target;
 pub mod tcp;
@@ -159,6 +162,9 @@ async fn dispatch(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecorde
     match req.module.prober {
         ProberKind::Tcp => tcp::probe(req, env, rec).await,
         ProberKind::Postgres => postgres::probe(req, env, rec).await,
+        ProberKind::Mysql => mysql::probe(req, env, rec).await,
+        ProberKind::Redis => redis::probe(req, env, rec).await,
+        ProberKind::Mongodb => mongodb::probe(req, env, rec).await,
         other => {
             rec.fail(
                 FailureReason::Config,

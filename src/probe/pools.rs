@@ -105,7 +105,11 @@ impl PoolStats {
         self.exhausted.get_or_create(&type_label(kind)).get()
     }
 
-    fn observe_acquire(&self, kind: PoolKind, waited: bool, seconds: f64) {
+    pub fn pool_exhausted(&self, kind: PoolKind) {
+        self.exhausted.get_or_create(&type_label(kind)).inc();
+    }
+
+    pub fn observe_acquire(&self, kind: PoolKind, waited: bool, seconds: f64) {
         let label = type_label(kind);
         if waited {
             self.waits.get_or_create(&label).inc();
