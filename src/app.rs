@@ -119,7 +119,7 @@ impl App {
         if let Some(reason) = outcome.failure {
             tracing::debug!(
                 module = module_name,
-                target,
+                target = %crate::probe::target::redacted(target),
                 reason = reason.as_str(),
                 "probe failed"
             );

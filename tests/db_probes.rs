@@ -5,9 +5,9 @@
 
 mod support;
 
+use std::time::{Duration, Instant};
 use support::db::{self, Server, TempUser};
 use support::{metric_value, metric_value_with, request, Exporter};
-use std::time::{Duration, Instant};
 
 /// Module YAML for `server` with `extra` lines (indented 4) inside its prober section.
 fn module(name: &str, server: Server, timeout: &str, extra: &str) -> String {
@@ -81,7 +81,11 @@ async fn success_case(server: Server, query: &str, expected: &str, version_hint:
     let (status, body) = ex.probe("ok", address(server)).await;
     assert_eq!(status, 200);
     assert_eq!(metric_value(&body, "probe_success"), Some(1.0), "{body}");
-    assert_eq!(metric_value(&body, "probe_db_is_replica"), Some(0.0), "{body}");
+    assert_eq!(
+        metric_value(&body, "probe_db_is_replica"),
+        Some(0.0),
+        "{body}"
+    );
     assert_eq!(
         metric_value(&body, "probe_db_expected_result_match"),
         Some(1.0),
@@ -117,7 +121,11 @@ async fn success_case(server: Server, query: &str, expected: &str, version_hint:
     let metrics = ex.get("/metrics").await.body;
     let t = server_type(server);
     assert_eq!(
-        metric_value_with(&metrics, "siembox_pool_connections_created_total", &[("type", t)]),
+        metric_value_with(
+            &metrics,
+            "siembox_pool_connections_created_total",
+            &[("type", t)]
+        ),
         Some(1.0),
         "{metrics}"
     );
@@ -130,7 +138,11 @@ async fn success_case(server: Server, query: &str, expected: &str, version_hint:
         Some(1.0)
     );
     assert_eq!(
-        metric_value_with(&metrics, "siembox_pool_acquire_duration_seconds_count", &[("type", t)]),
+        metric_value_with(
+            &metrics,
+            "siembox_pool_acquire_duration_seconds_count",
+            &[("type", t)]
+        ),
         Some(2.0)
     );
     // A wrong expected_result fails with reason status.
@@ -141,7 +153,10 @@ async fn success_case(server: Server, query: &str, expected: &str, version_hint:
     let ex = Exporter::start(&config(&[module("bad", server, "5s", &extra)])).await;
     let debug = debug_probe(&ex, "bad", address(server)).await;
     assert_eq!(failure_reason(&debug), Some("status"), "{debug}");
-    assert!(debug.contains("probe_db_expected_result_match 0"), "{debug}");
+    assert!(
+        debug.contains("probe_db_expected_result_match 0"),
+        "{debug}"
+    );
 }
 
 fn server_type(server: Server) -> &'static str {
@@ -228,7 +243,11 @@ async fn nothing_listening_is_connection_refused_for_every_database() {
         let start = Instant::now();
         let debug = debug_probe(&ex, m, &format!("127.0.0.1:{port}")).await;
         assert!(debug.contains("probe_success 0"), "{m}: {debug}");
-        assert_eq!(failure_reason(&debug), Some("connection_refused"), "{m}: {debug}");
+        assert_eq!(
+            failure_reason(&debug),
+            Some("connection_refused"),
+            "{m}: {debug}"
+        );
         assert!(start.elapsed() < Duration::from_secs(4), "{m}");
     }
 }
@@ -251,7 +270,11 @@ async fn slow_query_case(server: Server, slow: &str) {
     let metrics = ex.get("/metrics").await.body;
     let t = server_type(server);
     assert_eq!(
-        metric_value_with(&metrics, "siembox_pool_connections_closed_total", &[("type", t)]),
+        metric_value_with(
+            &metrics,
+            "siembox_pool_connections_closed_total",
+            &[("type", t)]
+        ),
         Some(1.0),
         "{metrics}"
     );
@@ -287,10 +310,7 @@ async fn exhaustion_case(server: Server, slow: &str) {
         admin_login(server)
     );
     let ex = Exporter::start(&config(&[module("one", server, "10s", &extra)])).await;
-    let url = ex.url(&format!(
-        "/probe?module=one&target={}",
-        address(server)
-    ));
+    let url = ex.url(&format!("/probe?module=one&target={}", address(server)));
     let holder = tokio::spawn(async move { support::get(&url, &[]).await.body });
     // Let the first probe take the connection (connecting included).
     let t = server_type(server);
@@ -300,7 +320,10 @@ async fn exhaustion_case(server: Server, slow: &str) {
         if metric_value_with(&m, "siembox_pool_in_use_connections", &[("type", t)]) == Some(1.0) {
             break;
         }
-        assert!(Instant::now() < deadline, "first probe never took the connection");
+        assert!(
+            Instant::now() < deadline,
+            "first probe never took the connection"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let start = Instant::now();
@@ -362,7 +385,9 @@ async fn reuse_case(server: Server) {
         let mut batch = Vec::new();
         for _ in 0..8 {
             let url = ex.url(&format!("/probe?module=reuse&target={target}"));
-            batch.push(tokio::spawn(async move { support::get(&url, &[]).await.body }));
+            batch.push(tokio::spawn(
+                async move { support::get(&url, &[]).await.body },
+            ));
         }
         // Count while the batch is running.
         max_sessions = max_sessions.max(user.sessions());
@@ -377,7 +402,10 @@ async fn reuse_case(server: Server) {
     }
     max_sessions = max_sessions.max(user.sessions());
     assert_eq!(ok, 320);
-    assert!(max_sessions >= 1 && max_sessions <= 2, "server saw {max_sessions} sessions");
+    assert!(
+        (1..=2).contains(&max_sessions),
+        "server saw {max_sessions} sessions"
+    );
     let metrics = ex.get("/metrics").await.body;
     let created = metric_value_with(
         &metrics,
@@ -412,7 +440,10 @@ async fn credentials_in_the_target_are_refused_and_never_shown() {
     modules.push("  mongodb:\n    prober: mongodb\n    timeout: 3s\n".into());
     let ex = Exporter::start(&config(&modules)).await;
     for (m, target) in [
-        ("postgres", "postgres://postgres:Hunter2Secret@127.0.0.1:5432/test"),
+        (
+            "postgres",
+            "postgres://postgres:Hunter2Secret@127.0.0.1:5432/test",
+        ),
         ("mysql", "mysql://root:Hunter2Secret@127.0.0.1:3306/test"),
         ("redis", "redis://:Hunter2Secret@127.0.0.1:6379/0"),
         ("mongodb", "mongodb://u:Hunter2Secret@127.0.0.1:27017"),
@@ -429,7 +460,11 @@ async fn credentials_in_the_target_are_refused_and_never_shown() {
         ("redis", "redis://127.0.0.1/0"),
     ] {
         let (_, body) = ex.probe(m, target).await;
-        assert_eq!(metric_value(&body, "probe_success"), Some(1.0), "{m}: {body}");
+        assert_eq!(
+            metric_value(&body, "probe_success"),
+            Some(1.0),
+            "{m}: {body}"
+        );
     }
 }
 
@@ -457,7 +492,11 @@ async fn password_from_file_and_env() {
     .await;
     for m in ["file", "env"] {
         let (_, body) = ex.probe(m, db::MYSQL).await;
-        assert_eq!(metric_value(&body, "probe_success"), Some(1.0), "{m}: {body}");
+        assert_eq!(
+            metric_value(&body, "probe_success"),
+            Some(1.0),
+            "{m}: {body}"
+        );
     }
     // A rotated password file is read on the next probe and rebuilds the pool.
     std::fs::write(&file, "rotated-wrong").unwrap();
@@ -501,7 +540,11 @@ async fn reload_drops_pools_of_changed_modules_and_idle_pools_close() {
         Some(0.0)
     );
     assert_eq!(
-        metric_value_with(&metrics, "siembox_pool_connections_closed_total", &[("type", "postgres")]),
+        metric_value_with(
+            &metrics,
+            "siembox_pool_connections_closed_total",
+            &[("type", "postgres")]
+        ),
         Some(1.0)
     );
     assert_eq!(
@@ -519,7 +562,11 @@ async fn reload_drops_pools_of_changed_modules_and_idle_pools_close() {
     }
     let metrics = ex.get("/metrics").await.body;
     assert_eq!(
-        metric_value_with(&metrics, "siembox_pool_connections_closed_total", &[("type", "postgres")]),
+        metric_value_with(
+            &metrics,
+            "siembox_pool_connections_closed_total",
+            &[("type", "postgres")]
+        ),
         Some(2.0)
     );
 }

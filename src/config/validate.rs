@@ -31,6 +31,31 @@ pub(super) fn validate(config: &Config, text: &str) -> Vec<ConfigProblem> {
             ),
             _ => {}
         }
+        let pools = [
+            ("postgres", module.postgres.as_ref().map(|s| &s.pool)),
+            ("mysql", module.mysql.as_ref().map(|s| &s.pool)),
+            ("redis", module.redis.as_ref().map(|s| &s.pool)),
+            ("mongodb", module.mongodb.as_ref().map(|s| &s.pool)),
+        ];
+        for (section, pool) in pools {
+            let Some(pool) = pool else { continue };
+            if pool.max_size == 0 {
+                report(
+                    name,
+                    format!("{at}.{section}.pool.max_size"),
+                    "max_size must be at least 1".into(),
+                );
+            } else if pool.min_idle > pool.max_size {
+                report(
+                    name,
+                    format!("{at}.{section}.pool.min_idle"),
+                    format!(
+                        "min_idle {} is above max_size {}",
+                        pool.min_idle, pool.max_size
+                    ),
+                );
+            }
+        }
         if let Some(t) = module.timeout {
             if t.get().is_zero() {
                 report(

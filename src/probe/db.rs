@@ -199,16 +199,13 @@ pub fn password(
     password: &Option<Secret>,
     file: &Option<ExistingFile>,
     env: &Option<String>,
-    rec: &mut ProbeRecorder,
-) -> Result<Option<Secret>, ()> {
-    let source = SecretSource {
+) -> Result<Option<Secret>, String> {
+    SecretSource {
         password: password.clone(),
         password_file: file.clone(),
         password_env: env.clone(),
-    };
-    source
-        .resolve()
-        .map_err(|e| rec.fail(FailureReason::Config, e))
+    }
+    .resolve()
 }
 
 /// A hash of everything a pool is built from, secrets included. It stays in memory only.
@@ -503,5 +500,49 @@ mod tests {
         assert_eq!(rec.failure(), Some(FailureReason::Status));
         let mut rec = ProbeRecorder::new();
         assert!(!check_expected(&mut rec, Some("1"), None));
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    use crate::config::Config;
+
+    #[test]
+    fn spec_appendix_database_modules_load_with_pool_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let pass = dir.path().join("pg.pass");
+        std::fs::write(&pass, "x\n").unwrap();
+        let yaml = format!(
+            "modules:\n  pg_ok:\n    prober: postgres\n    timeout: 5s\n    postgres:\n      user: monitor\n      password_file: {}\n      database: postgres\n      query: \"SELECT 1\"\n      pool: {{max_size: 10, min_idle: 1, idle_timeout: 5m, max_lifetime: 30m, acquire_timeout: 2s}}\n  redis_ok: {{prober: redis, redis: {{command: PING}}}}\n  mongo_ok: {{prober: mongodb, mongodb: {{}}}}\n",
+            pass.display()
+        );
+        let cfg = Config::from_yaml_str(&yaml, "t.yml").unwrap_or_else(|e| panic!("{e}"));
+        let pg = cfg.modules["pg_ok"].postgres.as_ref().unwrap();
+        assert_eq!(pg.pool.max_size, 10);
+        assert_eq!(pg.pool.min_idle, 1);
+        assert_eq!(pg.pool.idle_timeout.get().as_secs(), 300);
+        assert_eq!(pg.pool.max_lifetime.get().as_secs(), 1800);
+        assert_eq!(pg.pool.acquire_timeout.get().as_secs(), 2);
+        assert_eq!(
+            cfg.modules["redis_ok"]
+                .redis
+                .as_ref()
+                .unwrap()
+                .pool
+                .max_size,
+            4
+        );
+    }
+
+    #[test]
+    fn bad_pool_sizes_are_errors_naming_the_field() {
+        let e = Config::from_yaml_str(
+            "modules:\n  r:\n    prober: redis\n    redis:\n      pool: {max_size: 0}\n  m:\n    prober: mysql\n    mysql:\n      pool: {max_size: 2, min_idle: 3}\n",
+            "t.yml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("modules.r.redis.pool.max_size"), "{e}");
+        assert!(e.contains("modules.m.mysql.pool.min_idle"), "{e}");
     }
 }

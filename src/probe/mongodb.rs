@@ -35,20 +35,27 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
     let Some(target) = db::target_or_fail(ProberKind::Mongodb, req.target, rec) else {
         return false;
     };
-    let Ok(password) = db::password(&cfg.password, &cfg.password_file, &cfg.password_env, rec)
-    else {
-        return false;
+    let password = match db::password(&cfg.password, &cfg.password_file, &cfg.password_env) {
+        Ok(p) => p,
+        Err(e) => {
+            rec.fail(FailureReason::Config, e);
+            return false;
+        }
     };
     let command = cfg.command.clone().unwrap_or_else(|| "ping".into());
     if command.trim().is_empty() {
         rec.fail(FailureReason::Config, "mongodb.command is empty");
         return false;
     }
+    // Shorter than the probe's timeout, so an unreachable server fails with the driver's reason
+    // (refused, TLS, auth) rather than with the probe's deadline.
     let selection_timeout = req
         .module
         .timeout
         .map(|t| t.get())
-        .unwrap_or(Duration::from_secs(5));
+        .unwrap_or(Duration::from_secs(5))
+        .mul_f64(0.8)
+        .max(Duration::from_millis(100));
     let hash = db::settings_hash(&[&target, cfg, &selection_timeout], password.as_ref());
     let pool = env.pools.get_or_build(
         PoolKind::Mongodb,
@@ -312,5 +319,71 @@ impl PoolHandle for MongoPool {
 
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn mongo_section(yaml: &str) -> MongoProbe {
+        let cfg = Config::from_yaml_str(yaml, "test.yml").unwrap_or_else(|e| panic!("{e}"));
+        cfg.modules["m"].mongodb.clone().unwrap()
+    }
+
+    #[test]
+    fn options_connect_directly_with_pool_sizes_credentials_and_tls() {
+        let cfg = mongo_section(
+            "modules:\n  m:\n    prober: mongodb\n    mongodb:\n      username: mon\n      password: s3cret\n      auth_source: admin\n      tls: true\n      tls_config: {insecure_skip_verify: true}\n      pool: {max_size: 7, min_idle: 2, idle_timeout: 90s}\n",
+        );
+        let target = db::parse_target(ProberKind::Mongodb, "mongodb://db1:27018").unwrap();
+        let secret = Secret::new("s3cret");
+        let opts = client_options(&target, &cfg, Some(&secret), Duration::from_secs(4));
+        assert_eq!(
+            opts.hosts,
+            vec![ServerAddress::Tcp {
+                host: "db1".into(),
+                port: Some(27018)
+            }]
+        );
+        assert_eq!(opts.direct_connection, Some(true));
+        assert_eq!(opts.max_pool_size, Some(7));
+        assert_eq!(opts.min_pool_size, Some(2));
+        assert_eq!(opts.max_idle_time, Some(Duration::from_secs(90)));
+        assert_eq!(opts.server_selection_timeout, Some(Duration::from_secs(4)));
+        assert_eq!(opts.app_name.as_deref(), Some(APP_NAME));
+        let cred = opts.credential.as_ref().unwrap();
+        assert_eq!(cred.username.as_deref(), Some("mon"));
+        assert_eq!(cred.password.as_deref(), Some("s3cret"));
+        assert_eq!(cred.source.as_deref(), Some("admin"));
+        match &opts.tls {
+            Some(Tls::Enabled(t)) => assert_eq!(t.allow_invalid_certificates, Some(true)),
+            other => panic!("TLS not enabled: {other:?}"),
+        }
+        // The module as /config shows it never holds the password.
+        let shown = serde_json::to_string(&cfg).unwrap();
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+
+    #[test]
+    fn no_username_means_no_credential_and_no_tls_by_default() {
+        let cfg = mongo_section("modules:\n  m:\n    prober: mongodb\n    mongodb: {}\n");
+        let target = db::parse_target(ProberKind::Mongodb, "db1").unwrap();
+        let opts = client_options(&target, &cfg, None, Duration::from_secs(1));
+        assert!(opts.credential.is_none());
+        assert!(opts.tls.is_none());
+        assert_eq!(opts.max_pool_size, Some(4));
+    }
+
+    #[test]
+    fn hello_secondary_flag_is_the_replica_role() {
+        assert!(is_secondary(
+            &doc! {"isWritablePrimary": false, "secondary": true}
+        ));
+        assert!(!is_secondary(
+            &doc! {"isWritablePrimary": true, "secondary": false}
+        ));
+        assert!(!is_secondary(&doc! {"isWritablePrimary": true}));
     }
 }

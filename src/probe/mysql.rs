@@ -22,9 +22,12 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
     let Some(target) = db::target_or_fail(ProberKind::Mysql, req.target, rec) else {
         return false;
     };
-    let Ok(password) = db::password(&cfg.password, &cfg.password_file, &cfg.password_env, rec)
-    else {
-        return false;
+    let password = match db::password(&cfg.password, &cfg.password_file, &cfg.password_env) {
+        Ok(p) => p,
+        Err(e) => {
+            rec.fail(FailureReason::Config, e);
+            return false;
+        }
     };
     let hash = db::settings_hash(&[&target, cfg], password.as_ref());
     let pool = env.pools.get_or_build(

@@ -589,6 +589,11 @@ pub fn register(registry: &mut Registry, pools: &Pools) {
     }));
 }
 
+/// Reads one gauge out of a type's summed pool state and pool count.
+type PickGauge = fn(&(PoolState, usize)) -> usize;
+/// Reads one counter of a type.
+type PickCounter = fn(&PoolStats, PoolKind) -> u64;
+
 struct PoolCollector {
     pools: Pools,
 }
@@ -602,7 +607,7 @@ impl std::fmt::Debug for PoolCollector {
 impl Collector for PoolCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let states = self.pools.state_by_kind();
-        let gauges: [(&str, &str, fn(&(PoolState, usize)) -> usize); 5] = [
+        let gauges: [(&str, &str, PickGauge); 5] = [
             (
                 "siembox_pool_connections",
                 "Open pooled connections (pool size), by service type",
@@ -636,7 +641,7 @@ impl Collector for PoolCollector {
                 g.encode(fam.encode_family(&type_label(kind))?)?;
             }
         }
-        let counters: [(&str, &str, fn(&PoolStats, PoolKind) -> u64); 2] = [
+        let counters: [(&str, &str, PickCounter); 2] = [
             (
                 "siembox_pool_connections_created",
                 "Connections opened by the pools, by service type",

@@ -30,9 +30,12 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
     let Some(target) = db::target_or_fail(ProberKind::Postgres, req.target, rec) else {
         return false;
     };
-    let Ok(password) = db::password(&cfg.password, &cfg.password_file, &cfg.password_env, rec)
-    else {
-        return false;
+    let password = match db::password(&cfg.password, &cfg.password_file, &cfg.password_env) {
+        Ok(p) => p,
+        Err(e) => {
+            rec.fail(FailureReason::Config, e);
+            return false;
+        }
     };
     let tls = if cfg.tls.unwrap_or(false) {
         let tls_cfg = cfg.tls_config.clone().unwrap_or_default();
@@ -128,11 +131,13 @@ async fn run(
 /// The first column of the first row, as the server's text.
 async fn first_value(client: &Client, sql: &str) -> Result<Option<String>, tokio_postgres::Error> {
     let messages = client.simple_query(sql).await?;
-    Ok(messages.iter().find_map(|m| match m {
-        SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_string)),
-        _ => None,
-    }))
-    .map(Option::flatten)
+    Ok(messages
+        .iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_string)),
+            _ => None,
+        })
+        .flatten())
 }
 
 fn fail_query(rec: &mut ProbeRecorder, e: &tokio_postgres::Error, what: &str) {

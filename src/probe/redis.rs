@@ -23,9 +23,12 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
     let Some(target) = db::target_or_fail(ProberKind::Redis, req.target, rec) else {
         return false;
     };
-    let Ok(password) = db::password(&cfg.password, &cfg.password_file, &cfg.password_env, rec)
-    else {
-        return false;
+    let password = match db::password(&cfg.password, &cfg.password_file, &cfg.password_env) {
+        Ok(p) => p,
+        Err(e) => {
+            rec.fail(FailureReason::Config, e);
+            return false;
+        }
     };
     let command = db::split_command(cfg.command.as_deref().unwrap_or("PING"));
     if command.is_empty() {

@@ -53,7 +53,9 @@ pub fn mysql(sql: &str) -> String {
 }
 
 pub fn redis_cli(args: &[&str]) -> String {
-    run(Command::new("redis-cli").args(["-h", "127.0.0.1", "-p", "6379"]).args(args))
+    run(Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", "6379"])
+        .args(args))
 }
 
 /// Which server a user lives on.
@@ -78,9 +80,7 @@ impl TempUser {
         let password = format!("pw-{}", unique("S3cret"));
         match server {
             Server::Postgres => {
-                psql(&format!(
-                    "CREATE ROLE {name} LOGIN PASSWORD '{password}'"
-                ));
+                psql(&format!("CREATE ROLE {name} LOGIN PASSWORD '{password}'"));
             }
             Server::Mysql => {
                 mysql(&format!(
@@ -88,7 +88,15 @@ impl TempUser {
                 ));
             }
             Server::Redis => {
-                redis_cli(&["ACL", "SETUSER", &name, "on", &format!(">{password}"), "+@all", "~*"]);
+                redis_cli(&[
+                    "ACL",
+                    "SETUSER",
+                    &name,
+                    "on",
+                    &format!(">{password}"),
+                    "+@all",
+                    "~*",
+                ]);
             }
         }
         TempUser {
