@@ -600,3 +600,38 @@ async fn pool_metrics_have_one_series_per_type_and_no_targets() {
         }
     }
 }
+
+/// The local PostgreSQL has `ssl = on` with Debian's self-signed snakeoil certificate: with
+/// `insecure_skip_verify` the probe succeeds over TLS (the server says so in pg_stat_ssl);
+/// verified against the system roots it fails with reason `tls`.
+#[tokio::test]
+async fn postgres_tls_is_used_and_verified() {
+    let user = TempUser::create(Server::Postgres);
+    let login = login_as(&user, &user.password);
+    let insecure =
+        format!("{login}      tls: true\n      tls_config: {{insecure_skip_verify: true}}\n");
+    let verified = format!("{login}      tls: true\n");
+    let plain = login.clone();
+    let ex = Exporter::start(&config(&[
+        module("insecure", Server::Postgres, "5s", &insecure),
+        module("verified", Server::Postgres, "5s", &verified),
+        module("plain", Server::Postgres, "5s", &plain),
+    ]))
+    .await;
+    let (_, body) = ex.probe("insecure", db::PG).await;
+    assert_eq!(metric_value(&body, "probe_success"), Some(1.0), "{body}");
+    let ssl = |expect: &str| {
+        db::psql(&format!(
+            "SELECT string_agg(s.ssl::text, ',') FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.usename = '{}'",
+            user.name
+        )) == expect
+    };
+    assert!(ssl("true"), "the pooled connection does not use TLS");
+    let debug = debug_probe(&ex, "verified", db::PG).await;
+    assert_eq!(failure_reason(&debug), Some("tls"), "{debug}");
+    assert!(debug.contains("certificate"), "{debug}");
+    // Without tls the same login runs in clear: a second, non-TLS session appears.
+    let (_, body) = ex.probe("plain", db::PG).await;
+    assert_eq!(metric_value(&body, "probe_success"), Some(1.0), "{body}");
+    assert!(ssl("true,false") || ssl("false,true"));
+}
