@@ -635,3 +635,93 @@ async fn postgres_tls_is_used_and_verified() {
     assert_eq!(metric_value(&body, "probe_success"), Some(1.0), "{body}");
     assert!(ssl("true,false") || ssl("false,true"));
 }
+
+/// After a burst opened three connections, steady sequential probes keep using one (LIFO):
+/// the spare ones are closed after `idle_timeout`, down to `min_idle`.
+async fn shrink_case(min_idle: usize) -> (f64, f64) {
+    let extra = format!(
+        "      user: postgres\n      database: test\n      query: SELECT pg_sleep(0.3)\n      pool: {{max_size: 3, min_idle: {min_idle}, idle_timeout: 1s}}\n"
+    );
+    let ex = Exporter::start(&config(&[module("pg", Server::Postgres, "5s", &extra)])).await;
+    let burst: Vec<_> = (0..3)
+        .map(|_| {
+            let url = ex.url(&format!("/probe?module=pg&target={}", db::PG));
+            tokio::spawn(async move { support::get(&url, &[]).await.body })
+        })
+        .collect();
+    for b in burst {
+        let body = b.await.unwrap();
+        assert_eq!(metric_value(&body, "probe_success"), Some(1.0), "{body}");
+    }
+    let t = [("type", "postgres")];
+    let m = ex.get("/metrics").await.body;
+    assert_eq!(
+        metric_value_with(&m, "siembox_pool_connections", &t),
+        Some(3.0),
+        "{m}"
+    );
+    let until = Instant::now() + Duration::from_millis(2600);
+    while Instant::now() < until {
+        let (_, body) = ex.probe("pg", db::PG).await;
+        assert_eq!(metric_value(&body, "probe_success"), Some(1.0), "{body}");
+    }
+    let m = ex.get("/metrics").await.body;
+    (
+        metric_value_with(&m, "siembox_pool_connections", &t).unwrap(),
+        metric_value_with(&m, "siembox_pool_connections_closed_total", &t).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn spare_connections_close_after_idle_timeout() {
+    assert_eq!(shrink_case(0).await, (1.0, 2.0));
+}
+
+#[tokio::test]
+async fn min_idle_connections_are_kept() {
+    assert_eq!(shrink_case(2).await, (2.0, 1.0));
+}
+
+/// `max_lifetime: 0s`: no connection is handed out twice.
+#[tokio::test]
+async fn max_lifetime_replaces_connections() {
+    let extra = "      user: postgres\n      database: test\n      pool: {max_lifetime: 0s}\n";
+    let ex = Exporter::start(&config(&[module("pg", Server::Postgres, "5s", extra)])).await;
+    for _ in 0..5 {
+        let (_, body) = ex.probe("pg", db::PG).await;
+        assert_eq!(metric_value(&body, "probe_success"), Some(1.0), "{body}");
+        assert_eq!(metric_value(&body, "probe_db_connection_reused"), Some(0.0));
+    }
+    let m = ex.get("/metrics").await.body;
+    let t = [("type", "postgres")];
+    assert_eq!(
+        metric_value_with(&m, "siembox_pool_connections_created_total", &t),
+        Some(5.0)
+    );
+    assert_eq!(
+        metric_value_with(&m, "siembox_pool_connections_closed_total", &t),
+        Some(4.0)
+    );
+}
+
+/// After a successful probe the pool opens connections up to `min_idle` in the background.
+#[tokio::test]
+async fn min_idle_connections_are_opened_after_a_probe() {
+    let extra = "      pool: {max_size: 4, min_idle: 3}\n";
+    let ex = Exporter::start(&config(&[module("r", Server::Redis, "5s", extra)])).await;
+    let (_, body) = ex.probe("r", db::REDIS).await;
+    assert_eq!(metric_value(&body, "probe_success"), Some(1.0), "{body}");
+    let t = [("type", "redis")];
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let m = ex.get("/metrics").await.body;
+        if metric_value_with(&m, "siembox_pool_connections", &t) == Some(3.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pool did not warm up to min_idle: {m}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

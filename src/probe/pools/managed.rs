@@ -62,6 +62,8 @@ impl<M: Manager + 'static> ManagedPool<M> {
     ) -> Result<Self, String> {
         let pool = Pool::builder(manager)
             .max_size(cfg.max_size.max(1))
+            // The most recently used connection first: spare ones go idle and get pruned.
+            .queue_mode(deadpool::managed::QueueMode::Lifo)
             .runtime(deadpool::Runtime::Tokio1)
             .build()
             .map_err(|e| format!("cannot build the connection pool: {e}"))?;
@@ -215,14 +217,18 @@ where
     fn prune(&self) {
         let idle_timeout = self.cfg.idle_timeout.get();
         let lifetime = self.cfg.max_lifetime.get();
-        let mut kept = 0usize;
-        let min_idle = self.cfg.min_idle;
+        // Idle connections close only while the pool stays at or above min_idle in total.
+        let mut closable = self.pool.status().size.saturating_sub(self.cfg.min_idle);
         let removed = self.pool.retain(|_, m| {
-            let keep = m.age() < lifetime && (m.last_used() < idle_timeout || kept < min_idle);
-            if keep {
-                kept += 1;
+            if m.age() >= lifetime {
+                closable = closable.saturating_sub(1);
+                return false;
             }
-            keep
+            if m.last_used() >= idle_timeout && closable > 0 {
+                closable -= 1;
+                return false;
+            }
+            true
         });
         drop(removed);
     }

@@ -104,9 +104,13 @@ fn now_ms() -> u64 {
     epoch().elapsed().as_millis() as u64
 }
 
+/// How often idle pools and connections are looked for: cheap (one pass over a small map).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
 #[derive(Default)]
 struct Inner {
     pools: RwLock<HashMap<Key, Entry>>,
+    sweeper_started: AtomicBool,
 }
 
 /// Every pool of the process, and their shared counters.
@@ -114,8 +118,6 @@ struct Inner {
 pub struct Pools {
     inner: Arc<Inner>,
     pub stats: Arc<PoolStats>,
-    sweeper_started: Arc<AtomicBool>,
-    sweep_every: Duration,
 }
 
 impl Default for Pools {
@@ -129,8 +131,6 @@ impl Pools {
         Pools {
             inner: Arc::new(Inner::default()),
             stats: Arc::new(PoolStats::new()),
-            sweeper_started: Arc::new(AtomicBool::new(false)),
-            sweep_every: Duration::from_secs(1),
         }
     }
 
@@ -204,17 +204,7 @@ impl Pools {
 
     /// Closes pools unused for their `idle_timeout` with nothing in use, and prunes the others.
     pub fn sweep(&self) {
-        let mut pools = self.inner.pools.write();
-        pools.retain(|_, e| {
-            let idle_for =
-                Duration::from_millis(now_ms().saturating_sub(e.last_used.load(Ordering::Relaxed)));
-            !(idle_for >= e.handle.config().idle_timeout.get() && e.handle.state().in_use == 0)
-        });
-        let handles: Vec<Arc<dyn PoolHandle>> = pools.values().map(|e| e.handle.clone()).collect();
-        drop(pools);
-        for h in handles {
-            h.prune();
-        }
+        self.inner.sweep();
     }
 
     /// Connection counts summed per service type, and the number of pools.
@@ -235,31 +225,39 @@ impl Pools {
     /// The periodic sweep runs on the runtime of the first probe that builds a pool, and stops
     /// when the last `Pools` handle is gone.
     fn start_sweeper(&self) {
-        if self.sweeper_started.swap(true, Ordering::AcqRel) {
+        if self.inner.sweeper_started.swap(true, Ordering::AcqRel) {
             return;
         }
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            self.sweeper_started.store(false, Ordering::Release);
+            self.inner.sweeper_started.store(false, Ordering::Release);
             return;
         };
         let weak: Weak<Inner> = Arc::downgrade(&self.inner);
-        let stats = self.stats.clone();
-        let every = self.sweep_every;
         rt.spawn(async move {
-            let mut tick = tokio::time::interval(every);
+            let mut tick = tokio::time::interval(SWEEP_EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
                 let Some(inner) = weak.upgrade() else { break };
-                Pools {
-                    inner,
-                    stats: stats.clone(),
-                    sweeper_started: Arc::new(AtomicBool::new(true)),
-                    sweep_every: every,
-                }
-                .sweep();
+                inner.sweep();
             }
         });
+    }
+}
+
+impl Inner {
+    fn sweep(&self) {
+        let mut pools = self.pools.write();
+        pools.retain(|_, e| {
+            let idle_for =
+                Duration::from_millis(now_ms().saturating_sub(e.last_used.load(Ordering::Relaxed)));
+            !(idle_for >= e.handle.config().idle_timeout.get() && e.handle.state().in_use == 0)
+        });
+        let handles: Vec<Arc<dyn PoolHandle>> = pools.values().map(|e| e.handle.clone()).collect();
+        drop(pools);
+        for h in handles {
+            h.prune();
+        }
     }
 }
 
