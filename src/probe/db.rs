@@ -2,13 +2,20 @@
 //! credentials), passwords from the module config, the `probe_db_*` metrics and text comparison
 //! of the health query's answer.
 //!
+//! Targets: `host`, `host:port`, `[v6]:port` (default ports 5432, 3306, 6379, 27017) or
+//! `postgres://host:port/db`, `mysql://host:port/db`, `redis://host:port/0`, `mongodb://host:port`.
+//! A target with credentials fails the probe with reason `config`; it is never logged.
+//!
 //! Metrics every database prober reports (besides `probe_success` and `probe_duration_seconds`):
 //! - `probe_db_duration_seconds{phase}`: `acquire` (getting a pooled connection, connecting
-//!   included), `connect` (opening a new connection; 0 when a pooled one was reused), `query`
-//!   (the health query or command).
-//! - `probe_db_connection_reused`: 1 when the probe ran on a connection opened earlier.
+//!   included), `connect` (opening a new connection; 0 when a pooled one was reused; always 0 for
+//!   mongodb, whose driver connects inside its pool), `query` (the health query or command).
+//! - `probe_db_connection_reused`: 1 when the probe ran on a connection opened earlier (not
+//!   mongodb).
 //! - `probe_db_server_info{version}`: 1, labelled with the server's version.
-//! - `probe_db_is_replica`: 1 on a replica/secondary, 0 on a primary (absent when unknown).
+//! - `probe_db_is_replica`: 1 on a replica/secondary, 0 on a primary (absent when unknown, e.g.
+//!   a MySQL user without the privilege to run `SHOW REPLICA STATUS`).
+//! - `probe_db_expected_result_match`: 1 or 0, only when `expected_result` is set.
 //! - `probe_db_pool_connections{state="idle|in_use"}`, `probe_db_pool_max_connections`: the
 //!   state of this (module, target)'s pool after the probe.
 
