@@ -725,3 +725,54 @@ async fn min_idle_connections_are_opened_after_a_probe() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Redis over TLS (a TLS-only redis-server started for the test): verified against the server's
+/// certificate as `ca_file` the probe succeeds; against the system roots it fails with `tls`;
+/// in clear text against the TLS port it fails too.
+#[tokio::test]
+async fn redis_tls_with_ca_file_and_verification_failure() {
+    let server = support::redis_tls::RedisTls::start();
+    let ca = server.ca_file.display().to_string();
+    let ex = Exporter::start(&config(&[
+        module(
+            "tls_ca",
+            Server::Redis,
+            "3s",
+            &format!("      tls: true\n      tls_config: {{ca_file: {ca}}}\n"),
+        ),
+        module("tls_system", Server::Redis, "3s", "      tls: true\n"),
+        module(
+            "tls_insecure",
+            Server::Redis,
+            "3s",
+            "      tls: true\n      tls_config: {insecure_skip_verify: true}\n",
+        ),
+        module("plain", Server::Redis, "2s", ""),
+    ]))
+    .await;
+    let target = format!("127.0.0.1:{}", server.port);
+    for m in ["tls_ca", "tls_insecure"] {
+        let (_, body) = ex.probe(m, &target).await;
+        assert_eq!(
+            metric_value(&body, "probe_success"),
+            Some(1.0),
+            "{m}: {body}"
+        );
+    }
+    let debug = debug_probe(&ex, "tls_system", &target).await;
+    assert!(debug.contains("probe_success 0"), "{debug}");
+    assert_eq!(failure_reason(&debug), Some("tls"), "{debug}");
+    let debug = debug_probe(&ex, "plain", &target).await;
+    assert!(debug.contains("probe_success 0"), "{debug}");
+}
+
+/// The local MariaDB has TLS disabled: a module asking for TLS fails with reason `tls` instead
+/// of falling back to clear text.
+#[tokio::test]
+async fn mysql_tls_required_but_not_offered_fails_with_tls() {
+    let extra = "      user: root\n      tls: true\n";
+    let ex = Exporter::start(&config(&[module("tls", Server::Mysql, "3s", extra)])).await;
+    let debug = debug_probe(&ex, "tls", db::MYSQL).await;
+    assert!(debug.contains("probe_success 0"), "{debug}");
+    assert_eq!(failure_reason(&debug), Some("tls"), "{debug}");
+}

@@ -152,6 +152,9 @@ fn classify(e: &mysql_async::Error) -> FailureReason {
         },
         mysql_async::Error::Io(mysql_async::IoError::Io(io)) => FailureReason::from_io(io),
         mysql_async::Error::Io(_) => FailureReason::Tls,
+        mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer) => {
+            FailureReason::Tls
+        }
         mysql_async::Error::Driver(_) => FailureReason::Protocol,
         _ => FailureReason::Connection,
     }

@@ -157,6 +157,8 @@ fn classify(e: &redis::RedisError) -> FailureReason {
         || text.contains("NOPERM")
     {
         FailureReason::Auth
+    } else if e.kind() == redis::ErrorKind::InvalidClientConfig {
+        FailureReason::Config
     } else if e.is_connection_refusal() {
         FailureReason::ConnectionRefused
     } else if e.is_timeout() {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod db;
+pub mod redis_tls;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
