@@ -586,6 +586,9 @@ async fn pool_metrics_have_one_series_per_type_and_no_targets() {
         assert!(!l.contains("127.0.0.1") && !l.contains("module="), "{l}");
     }
     for name in [
+        "siembox_pool_waits_total",
+        "siembox_pool_exhausted_total",
+        "siembox_pool_acquire_duration_seconds_count",
         "siembox_pool_connections",
         "siembox_pool_idle_connections",
         "siembox_pool_in_use_connections",

@@ -32,7 +32,7 @@ pub struct PoolStats {
 
 impl PoolStats {
     pub(super) fn new() -> Self {
-        PoolStats {
+        let stats = PoolStats {
             created: Default::default(),
             closed: Default::default(),
             waits: Family::default(),
@@ -42,7 +42,15 @@ impl PoolStats {
                     0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0,
                 ])
             }),
+        };
+        // Every type shows from the start (at 0), so rate() and alerts need no absent() dance.
+        for kind in PoolKind::ALL {
+            let label = type_label(kind);
+            drop(stats.waits.get_or_create(&label));
+            drop(stats.exhausted.get_or_create(&label));
+            drop(stats.acquire_seconds.get_or_create(&label));
         }
+        stats
     }
 
     pub fn connection_created(&self, kind: PoolKind) {
