@@ -123,6 +123,26 @@ pub(super) fn validate(config: &Config, text: &str) -> Vec<ConfigProblem> {
                     }
                 }
             }
+            Some(m)
+                if matches!(
+                    m.prober,
+                    ProberKind::Postgres
+                        | ProberKind::Mysql
+                        | ProberKind::Redis
+                        | ProberKind::Mongodb
+                ) =>
+            {
+                // The target itself is not repeated: it holds a secret.
+                for (j, t) in job.targets.iter().enumerate() {
+                    if t.contains('@') {
+                        report(
+                            "targets",
+                            format!("{at}.targets[{j}]"),
+                            "a database target must not hold credentials (user:password@); put them in the module config (user, password_file, password_env)".into(),
+                        );
+                    }
+                }
+            }
             Some(_) => {}
         }
         if job.interval.get().is_zero() {

@@ -542,6 +542,18 @@ mod config_tests {
     }
 
     #[test]
+    fn scheduled_database_targets_with_credentials_are_refused_unshown() {
+        let e = Config::from_yaml_str(
+            "modules:\n  pg: {prober: postgres}\nschedule:\n  - {module: pg, interval: 30s, targets: [\"db1:5432\", \"postgres://u:Hunter2@db2/x\"]}\n",
+            "t.yml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("schedule[0].targets[1]"), "{e}");
+        assert!(!e.contains("Hunter2"), "{e}");
+    }
+
+    #[test]
     fn bad_pool_sizes_are_errors_naming_the_field() {
         let e = Config::from_yaml_str(
             "modules:\n  r:\n    prober: redis\n    redis:\n      pool: {max_size: 0}\n  m:\n    prober: mysql\n    mysql:\n      pool: {max_size: 2, min_idle: 3}\n",
