@@ -37,15 +37,17 @@ impl App {
     /// Builds the app around an already validated config; `config_path` is what reloads re-read
     /// (`None`: the built-in config, which reloads to itself).
     pub fn new(config: Config, config_path: Option<PathBuf>, options: AppOptions) -> Arc<App> {
-        let metrics = SelfMetrics::new();
+        let mut metrics = SelfMetrics::new();
         metrics.reload_successful.set(1);
         metrics.reload_success_timestamp.set(unix_now());
+        let env = ProbeEnv::new();
+        crate::probe::pools::register(metrics.registry_mut(), &env.pools);
         Arc::new(App {
             config: ArcSwap::from_pointee(config),
             config_path,
             options,
             metrics,
-            env: ProbeEnv::new(),
+            env,
         })
     }
 
@@ -75,6 +77,7 @@ impl App {
                 }
                 self.config.store(Arc::new(config));
                 self.env.config_changed();
+                self.env.pools.retain_modules(&self.config().modules);
                 self.metrics.reload_successful.set(1);
                 self.metrics.reload_success_timestamp.set(unix_now());
                 tracing::info!(file = ?self.config_path, "configuration reloaded");
@@ -123,7 +126,7 @@ impl App {
         if let Some(reason) = outcome.failure {
             tracing::debug!(
                 module = module_name,
-                target,
+                target = %crate::probe::target::redacted(target),
                 reason = reason.as_str(),
                 "probe failed"
             );

@@ -41,6 +41,31 @@ pub(super) fn validate(config: &Config, text: &str) -> Vec<ConfigProblem> {
                 report(name, format!("{at}.grpc.{field}"), message);
             }
         }
+        let pools = [
+            ("postgres", module.postgres.as_ref().map(|s| &s.pool)),
+            ("mysql", module.mysql.as_ref().map(|s| &s.pool)),
+            ("redis", module.redis.as_ref().map(|s| &s.pool)),
+            ("mongodb", module.mongodb.as_ref().map(|s| &s.pool)),
+        ];
+        for (section, pool) in pools {
+            let Some(pool) = pool else { continue };
+            if pool.max_size == 0 {
+                report(
+                    name,
+                    format!("{at}.{section}.pool.max_size"),
+                    "max_size must be at least 1".into(),
+                );
+            } else if pool.min_idle > pool.max_size {
+                report(
+                    name,
+                    format!("{at}.{section}.pool.min_idle"),
+                    format!(
+                        "min_idle {} is above max_size {}",
+                        pool.min_idle, pool.max_size
+                    ),
+                );
+            }
+        }
         if let Some(t) = module.timeout {
             if t.get().is_zero() {
                 report(
@@ -112,6 +137,26 @@ pub(super) fn validate(config: &Config, text: &str) -> Vec<ConfigProblem> {
                             "servers",
                             format!("{at}.servers"),
                             format!("expected `all` or a list of server names, got {k:?}"),
+                        );
+                    }
+                }
+            }
+            Some(m)
+                if matches!(
+                    m.prober,
+                    ProberKind::Postgres
+                        | ProberKind::Mysql
+                        | ProberKind::Redis
+                        | ProberKind::Mongodb
+                ) =>
+            {
+                // The target itself is not repeated: it holds a secret.
+                for (j, t) in job.targets.iter().enumerate() {
+                    if t.contains('@') {
+                        report(
+                            "targets",
+                            format!("{at}.targets[{j}]"),
+                            "a database target must not hold credentials (user:password@); put them in the module config (user, password_file, password_env)".into(),
                         );
                     }
                 }

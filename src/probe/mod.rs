@@ -2,11 +2,17 @@
 //! `(request, env, recorder) -> success`, run here inside the probe's deadline.
 
 pub mod allow;
+pub mod db;
 pub mod dns;
 pub mod grpc;
 pub mod http;
 pub mod icmp;
+pub mod mongodb;
+pub mod mysql;
+pub mod pools;
+pub mod postgres;
 pub mod recorder;
+pub mod redis;
 pub mod resolve;
 pub mod target;
 pub mod tcp;
@@ -49,6 +55,8 @@ pub struct ProbeEnv {
     pub resolver: resolve::Resolver,
     /// OAuth2 access tokens of http modules.
     pub http_tokens: http::oauth2::TokenCache,
+    /// Connection pools of the database and cache probers.
+    pub pools: pools::Pools,
     tls_clients: RwLock<HashMap<(String, &'static str), Arc<tls::TlsClient>>>,
 }
 
@@ -63,6 +71,7 @@ impl ProbeEnv {
         ProbeEnv {
             resolver: resolve::Resolver::from_system(),
             http_tokens: http::oauth2::TokenCache::default(),
+            pools: pools::Pools::new(),
             tls_clients: RwLock::new(HashMap::new()),
         }
     }
@@ -179,6 +188,10 @@ async fn dispatch(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecorde
         ProberKind::Dns => dns::probe(req, env, rec).await,
         ProberKind::Icmp => icmp::probe(req, env, rec).await,
         ProberKind::Grpc => grpc::probe(req, env, rec).await,
+        ProberKind::Postgres => postgres::probe(req, env, rec).await,
+        ProberKind::Mysql => mysql::probe(req, env, rec).await,
+        ProberKind::Redis => redis::probe(req, env, rec).await,
+        ProberKind::Mongodb => mongodb::probe(req, env, rec).await,
         other => {
             rec.fail(
                 FailureReason::Config,

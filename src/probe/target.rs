@@ -35,9 +35,36 @@ pub fn check(kind: ProberKind, target: &str) -> Result<(), String> {
     }
 }
 
+/// The target for a log line: userinfo (`user:password@`) replaced, so a credential pasted into
+/// a target never reaches the logs.
+pub fn redacted(target: &str) -> std::borrow::Cow<'_, str> {
+    let Some(at) = target.rfind('@') else {
+        return std::borrow::Cow::Borrowed(target);
+    };
+    let start = target.find("://").map_or(0, |i| i + 3);
+    if start > at {
+        return std::borrow::Cow::Borrowed(target);
+    }
+    std::borrow::Cow::Owned(format!(
+        "{}<credentials>@{}",
+        &target[..start],
+        &target[at + 1..]
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redacts_userinfo_for_logs() {
+        assert_eq!(
+            redacted("postgres://u:pw@db:5432/x"),
+            "postgres://<credentials>@db:5432/x"
+        );
+        assert_eq!(redacted("u:pw@db:6379"), "<credentials>@db:6379");
+        assert_eq!(redacted("db:5432"), "db:5432");
+    }
 
     #[test]
     fn rejects_malformed_targets() {

@@ -156,6 +156,36 @@ impl TlsClient {
     }
 }
 
+impl TlsClient {
+    /// Handshake and chain verification without a recorder, for drivers that open connections
+    /// inside a pool (postgres). Errors are one line, prefixed `TLS`.
+    pub async fn connect_verified<IO: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        io: IO,
+        host: &str,
+    ) -> Result<TlsStream<IO>, String> {
+        let name_text = super::resolve::bare_host(self.server_name.as_deref().unwrap_or(host));
+        let server_name = ServerName::try_from(name_text.to_string())
+            .map_err(|e| format!("TLS: invalid server name {name_text:?}: {e}"))?;
+        let stream = self
+            .connector
+            .connect(server_name.clone(), io)
+            .await
+            .map_err(|e| format!("TLS handshake failed: {e}"))?;
+        if let Some(verifier) = &self.verifier {
+            let (_, conn) = stream.get_ref();
+            let certs = conn.peer_certificates().unwrap_or_default();
+            let (end, intermediates) = certs
+                .split_first()
+                .ok_or_else(|| "TLS: server sent no certificate".to_string())?;
+            verifier
+                .verify_server_cert(end, intermediates, &server_name, &[], UnixTime::now())
+                .map_err(|e| format!("TLS certificate verification failed: {e}"))?;
+        }
+        Ok(stream)
+    }
+}
+
 fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
     use rustls::pki_types::pem::PemObject;
     let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(pem).collect();

@@ -4,9 +4,11 @@
 
 pub mod blackbox;
 pub mod certs;
+pub mod db;
 pub mod dnsmasq;
 pub mod grpc_server;
 pub mod http_server;
+pub mod redis_tls;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};

@@ -1,0 +1,389 @@
+//! The mongodb prober: the driver's own connection pool (one `Client` per module and target,
+//! direct connection to the target, so a secondary is probed as itself), the version from
+//! `buildInfo` (once per pool), the role from `hello` (`secondary: true` is a replica), then the
+//! health command (default `ping`).
+//!
+//! The driver hides its pool, so this prober gates probes with a semaphore of `max_size`
+//! permits (pool exhaustion = no permit within `acquire_timeout`) and counts connections from
+//! the driver's CMAP events. `max_lifetime` has no equivalent in the driver and is not applied;
+//! the driver connects inside its pool, so connect time is part of the `query` phase.
+//!
+//! NOT TESTED against a real server: no MongoDB runs on the development machine. The tests cover
+//! config, target parsing, client options and the failure against a closed port only.
+
+use super::db::{self, DbTarget};
+use super::pools::{AcquireError, PoolHandle, PoolKind, PoolState, PoolStats};
+use super::recorder::{FailureReason, ProbeRecorder};
+use super::{ProbeEnv, ProbeRequest};
+use crate::config::{MongoProbe, PoolConfig, ProberKind, Secret};
+use mongodb::bson::{doc, Document};
+use mongodb::event::cmap::CmapEvent;
+use mongodb::event::EventHandler;
+use mongodb::options::{ClientOptions, Credential, ServerAddress, Tls, TlsOptions};
+use mongodb::Client;
+use std::any::Any;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{OnceCell, Semaphore};
+
+pub const APP_NAME: &str = "siembox-exporter";
+
+pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecorder) -> bool {
+    let default_cfg = MongoProbe::default();
+    let cfg = req.module.mongodb.as_ref().unwrap_or(&default_cfg);
+    let Some(target) = db::target_or_fail(ProberKind::Mongodb, req.target, rec) else {
+        return false;
+    };
+    let password = match db::password(&cfg.password, &cfg.password_file, &cfg.password_env) {
+        Ok(p) => p,
+        Err(e) => {
+            rec.fail(FailureReason::Config, e);
+            return false;
+        }
+    };
+    let command = cfg.command.clone().unwrap_or_else(|| "ping".into());
+    if command.trim().is_empty() {
+        rec.fail(FailureReason::Config, "mongodb.command is empty");
+        return false;
+    }
+    // Shorter than the probe's timeout, so an unreachable server fails with the driver's reason
+    // (refused, TLS, auth) rather than with the probe's deadline.
+    let selection_timeout = req
+        .module
+        .timeout
+        .map(|t| t.get())
+        .unwrap_or(Duration::from_secs(5))
+        .mul_f64(0.8)
+        .max(Duration::from_millis(100));
+    let hash = db::settings_hash(&[&target, cfg, &selection_timeout], password.as_ref());
+    let pool = env.pools.get_or_build(
+        PoolKind::Mongodb,
+        req.module_name,
+        req.module,
+        req.target,
+        hash,
+        |stats| {
+            let opts = client_options(&target, cfg, password.as_ref(), selection_timeout);
+            MongoPool::new(opts, &cfg.pool, stats)
+        },
+    );
+    let pool = match pool {
+        Ok(p) => p,
+        Err(e) => {
+            rec.fail(FailureReason::Config, e);
+            return false;
+        }
+    };
+    rec.debug(format!("Connecting to MongoDB at {}", target.address()));
+    let ok = run(req, command.trim(), &pool, rec).await;
+    db::record_pool_state(rec, pool.state());
+    ok
+}
+
+async fn run(
+    req: &ProbeRequest<'_>,
+    command: &str,
+    pool: &MongoPool,
+    rec: &mut ProbeRecorder,
+) -> bool {
+    db::init_phases(rec);
+    let start = Instant::now();
+    let permit = pool.acquire(req.deadline).await;
+    db::record_phase(rec, "acquire", start.elapsed());
+    let _permit = match permit {
+        Ok(p) => p,
+        Err(e) => {
+            db::fail_acquire(rec, e, &pool.describe(), classify);
+            return false;
+        }
+    };
+    let admin = pool.client.database("admin");
+    let start = Instant::now();
+    let version = pool
+        .version
+        .get_or_try_init(|| async {
+            let info = admin.run_command(doc! {"buildInfo": 1}).await?;
+            Ok::<_, mongodb::error::Error>(info.get_str("version").unwrap_or_default().to_string())
+        })
+        .await;
+    match version {
+        Ok(v) => db::record_server_version(rec, v),
+        Err(e) => {
+            rec.fail(classify(&e), format!("buildInfo failed: {e}"));
+            return false;
+        }
+    }
+    match admin.run_command(doc! {"hello": 1}).await {
+        Ok(hello) => db::record_replica(rec, is_secondary(&hello)),
+        Err(e) => {
+            rec.fail(classify(&e), format!("hello failed: {e}"));
+            return false;
+        }
+    }
+    let result = admin.run_command(doc! {command: 1}).await;
+    db::record_phase(rec, "query", start.elapsed());
+    match result {
+        Ok(reply) => {
+            rec.debug(format!(
+                "Command {command:?} returned ok={:?}",
+                reply.get("ok")
+            ));
+            true
+        }
+        Err(e) => {
+            rec.fail(classify(&e), format!("command {command:?} failed: {e}"));
+            false
+        }
+    }
+}
+
+/// `hello` says `secondary: true` on a replica-set secondary.
+pub fn is_secondary(hello: &Document) -> bool {
+    hello.get_bool("secondary").unwrap_or(false)
+}
+
+fn classify(e: &mongodb::error::Error) -> FailureReason {
+    use mongodb::error::ErrorKind;
+    match &*e.kind {
+        ErrorKind::Authentication { .. } => FailureReason::Auth,
+        ErrorKind::Io(io) => FailureReason::from_io(io),
+        ErrorKind::DnsResolve { .. } => FailureReason::Dns,
+        ErrorKind::InvalidTlsConfig { .. } => FailureReason::Config,
+        ErrorKind::Command(c) if c.code == 18 || c.code == 13 => FailureReason::Auth,
+        ErrorKind::Command(_) => FailureReason::Status,
+        ErrorKind::ServerSelection { message, .. } => {
+            if message.contains("Connection refused") {
+                FailureReason::ConnectionRefused
+            } else if message.contains("Authentication") || message.contains("auth") {
+                FailureReason::Auth
+            } else if message.contains("tls")
+                || message.contains("TLS")
+                || message.contains("certificate")
+            {
+                FailureReason::Tls
+            } else {
+                FailureReason::Connection
+            }
+        }
+        _ => FailureReason::Connection,
+    }
+}
+
+/// The driver's options for one target: direct connection, pool sizes, credentials, TLS.
+pub fn client_options(
+    target: &DbTarget,
+    cfg: &MongoProbe,
+    password: Option<&Secret>,
+    selection_timeout: Duration,
+) -> ClientOptions {
+    let mut opts = ClientOptions::default();
+    opts.hosts = vec![ServerAddress::Tcp {
+        host: target.host.clone(),
+        port: Some(target.port),
+    }];
+    opts.direct_connection = Some(true);
+    opts.app_name = Some(APP_NAME.into());
+    opts.max_pool_size = Some(cfg.pool.max_size.max(1) as u32);
+    opts.min_pool_size = Some(cfg.pool.min_idle as u32);
+    opts.max_idle_time = Some(cfg.pool.idle_timeout.get());
+    opts.server_selection_timeout = Some(selection_timeout);
+    opts.connect_timeout = Some(selection_timeout);
+    if let Some(user) = &cfg.username {
+        opts.credential = Some(
+            Credential::builder()
+                .username(user.clone())
+                .password(password.map(|p| p.expose().to_string()))
+                .source(cfg.auth_source.clone())
+                .build(),
+        );
+    }
+    if cfg.tls {
+        let t = cfg.tls_config.clone().unwrap_or_default();
+        let tls = TlsOptions::builder()
+            .allow_invalid_certificates(t.insecure_skip_verify.then_some(true))
+            .ca_file_path(t.ca_file.map(|f| f.0))
+            // The driver reads certificate and key from one PEM file.
+            .cert_key_file_path(t.cert_file.map(|f| f.0))
+            .build();
+        opts.tls = Some(Tls::Enabled(tls));
+    }
+    opts
+}
+
+#[derive(Default)]
+struct Counts {
+    open: AtomicI64,
+    in_use: AtomicI64,
+}
+
+/// A driver `Client` (which pools its connections) and the gate that bounds concurrent probes.
+pub struct MongoPool {
+    client: Client,
+    gate: Arc<Semaphore>,
+    cfg: PoolConfig,
+    counts: Arc<Counts>,
+    stats: Arc<PoolStats>,
+    version: OnceCell<String>,
+}
+
+impl MongoPool {
+    pub fn new(
+        mut opts: ClientOptions,
+        cfg: &PoolConfig,
+        stats: Arc<PoolStats>,
+    ) -> Result<Self, String> {
+        let counts = Arc::new(Counts::default());
+        let (c, s) = (counts.clone(), stats.clone());
+        opts.cmap_event_handler = Some(EventHandler::callback(move |ev: CmapEvent| match ev {
+            CmapEvent::ConnectionCreated(_) => {
+                c.open.fetch_add(1, Ordering::Relaxed);
+                s.connection_created(PoolKind::Mongodb);
+            }
+            CmapEvent::ConnectionClosed(_) => {
+                c.open.fetch_sub(1, Ordering::Relaxed);
+                s.connection_closed(PoolKind::Mongodb);
+            }
+            CmapEvent::ConnectionCheckedOut(_) => {
+                c.in_use.fetch_add(1, Ordering::Relaxed);
+            }
+            CmapEvent::ConnectionCheckedIn(_) => {
+                c.in_use.fetch_sub(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }));
+        let client =
+            Client::with_options(opts).map_err(|e| format!("mongodb client options: {e}"))?;
+        Ok(MongoPool {
+            client,
+            gate: Arc::new(Semaphore::new(cfg.max_size.max(1))),
+            cfg: cfg.clone(),
+            counts,
+            stats,
+            version: OnceCell::new(),
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "max_size {}, acquire_timeout {:?}",
+            self.cfg.max_size,
+            self.cfg.acquire_timeout.get()
+        )
+    }
+
+    async fn acquire(
+        &self,
+        deadline: tokio::time::Instant,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, AcquireError<mongodb::error::Error>> {
+        let start = Instant::now();
+        let waited = self.gate.available_permits() == 0;
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let wait = self.cfg.acquire_timeout.get().min(remaining);
+        let result = tokio::time::timeout(wait, self.gate.clone().acquire_owned()).await;
+        self.stats
+            .observe_acquire(PoolKind::Mongodb, waited, start.elapsed().as_secs_f64());
+        match result {
+            Ok(Ok(p)) => Ok(p),
+            Ok(Err(_)) => Err(AcquireError::Other("pool closed".into())),
+            Err(_) => {
+                self.stats.pool_exhausted(PoolKind::Mongodb);
+                Err(AcquireError::Exhausted(start.elapsed()))
+            }
+        }
+    }
+}
+
+impl PoolHandle for MongoPool {
+    fn kind(&self) -> PoolKind {
+        PoolKind::Mongodb
+    }
+
+    fn state(&self) -> PoolState {
+        let open = self.counts.open.load(Ordering::Relaxed).max(0) as usize;
+        let in_use = self.counts.in_use.load(Ordering::Relaxed).max(0) as usize;
+        PoolState {
+            open,
+            idle: open.saturating_sub(in_use),
+            in_use: in_use.min(open),
+            max: self.cfg.max_size.max(1),
+        }
+    }
+
+    fn config(&self) -> &PoolConfig {
+        &self.cfg
+    }
+
+    /// The driver closes idle connections itself (`max_idle_time`).
+    fn prune(&self) {}
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn mongo_section(yaml: &str) -> MongoProbe {
+        let cfg = Config::from_yaml_str(yaml, "test.yml").unwrap_or_else(|e| panic!("{e}"));
+        cfg.modules["m"].mongodb.clone().unwrap()
+    }
+
+    #[test]
+    fn options_connect_directly_with_pool_sizes_credentials_and_tls() {
+        let cfg = mongo_section(
+            "modules:\n  m:\n    prober: mongodb\n    mongodb:\n      username: mon\n      password: s3cret\n      auth_source: admin\n      tls: true\n      tls_config: {insecure_skip_verify: true}\n      pool: {max_size: 7, min_idle: 2, idle_timeout: 90s}\n",
+        );
+        let target = db::parse_target(ProberKind::Mongodb, "mongodb://db1:27018").unwrap();
+        let secret = Secret::new("s3cret");
+        let opts = client_options(&target, &cfg, Some(&secret), Duration::from_secs(4));
+        assert_eq!(
+            opts.hosts,
+            vec![ServerAddress::Tcp {
+                host: "db1".into(),
+                port: Some(27018)
+            }]
+        );
+        assert_eq!(opts.direct_connection, Some(true));
+        assert_eq!(opts.max_pool_size, Some(7));
+        assert_eq!(opts.min_pool_size, Some(2));
+        assert_eq!(opts.max_idle_time, Some(Duration::from_secs(90)));
+        assert_eq!(opts.server_selection_timeout, Some(Duration::from_secs(4)));
+        assert_eq!(opts.app_name.as_deref(), Some(APP_NAME));
+        let cred = opts.credential.as_ref().unwrap();
+        assert_eq!(cred.username.as_deref(), Some("mon"));
+        assert_eq!(cred.password.as_deref(), Some("s3cret"));
+        assert_eq!(cred.source.as_deref(), Some("admin"));
+        match &opts.tls {
+            Some(Tls::Enabled(t)) => assert_eq!(t.allow_invalid_certificates, Some(true)),
+            other => panic!("TLS not enabled: {other:?}"),
+        }
+        // The module as /config shows it never holds the password.
+        let shown = serde_json::to_string(&cfg).unwrap();
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+
+    #[test]
+    fn no_username_means_no_credential_and_no_tls_by_default() {
+        let cfg = mongo_section("modules:\n  m:\n    prober: mongodb\n    mongodb: {}\n");
+        let target = db::parse_target(ProberKind::Mongodb, "db1").unwrap();
+        let opts = client_options(&target, &cfg, None, Duration::from_secs(1));
+        assert!(opts.credential.is_none());
+        assert!(opts.tls.is_none());
+        assert_eq!(opts.max_pool_size, Some(4));
+    }
+
+    #[test]
+    fn hello_secondary_flag_is_the_replica_role() {
+        assert!(is_secondary(
+            &doc! {"isWritablePrimary": false, "secondary": true}
+        ));
+        assert!(!is_secondary(
+            &doc! {"isWritablePrimary": true, "secondary": false}
+        ));
+        assert!(!is_secondary(&doc! {"isWritablePrimary": true}));
+    }
+}
