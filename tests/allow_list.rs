@@ -102,3 +102,14 @@ fn bad_patterns_are_config_errors() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn database_targets_are_checked_by_address_too() {
+    let ex = Exporter::start(
+        "web:\n  allowed_targets: [\"10.0.0.0/8\"]\nmodules:\n  pg:\n    prober: postgres\n    timeout: 2s\n    postgres:\n      user: postgres\n      database: test\n",
+    )
+    .await;
+    let (status, body) = ex.probe("pg", "localhost:5432").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("127.0.0.1"), "{body}");
+}

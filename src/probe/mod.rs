@@ -124,6 +124,9 @@ pub async fn run_probe(req: &ProbeRequest<'_>, env: &ProbeEnv) -> ProbeOutcome {
         );
         return refused(FailureReason::Denied, msg);
     }
+    if let Err(msg) = check_driver_addresses(req, env, &access).await {
+        return refused(FailureReason::Denied, msg);
+    }
     let probing = allow::ACCESS.scope(access, dispatch(req, env, &mut rec));
     let success = match tokio::time::timeout_at(req.deadline, probing).await {
         Ok(ok) => ok,
@@ -145,6 +148,37 @@ pub async fn run_probe(req: &ProbeRequest<'_>, env: &ProbeEnv) -> ProbeOutcome {
         ));
     }
     finish(rec, success, duration)
+}
+
+/// Database drivers resolve names themselves, past `resolve_target`'s check: where only address
+/// ranges allow a target, every address the name has now must be allowed. (A name that changes
+/// its answer between this lookup and the driver's keeps a window that the other probers,
+/// which connect to the checked address, do not have; README says so.)
+async fn check_driver_addresses(
+    req: &ProbeRequest<'_>,
+    env: &ProbeEnv,
+    access: &allow::Access,
+) -> Result<(), String> {
+    let resolves_itself = matches!(
+        req.module.prober,
+        ProberKind::Postgres | ProberKind::Mysql | ProberKind::Redis | ProberKind::Mongodb
+    );
+    if !resolves_itself || !matches!(access, allow::Access::AddressesIn(_)) {
+        return Ok(());
+    }
+    let host = resolve::bare_host(allow::target_host(req.target));
+    let addrs = env
+        .resolver
+        .lookup(host)
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
+    match addrs.iter().find(|ip| !access.allows_address(**ip)) {
+        Some(ip) => Err(format!(
+            "{host} resolves to {ip}, which the target allow-list does not allow"
+        )),
+        None if addrs.is_empty() => Err(format!("{host} resolves to no address")),
+        None => Ok(()),
+    }
 }
 
 /// An outcome for a probe that never ran (rejected by a limit, bad target).
