@@ -37,7 +37,10 @@ impl App {
     /// Builds the app around an already validated config; `config_path` is what reloads re-read
     /// (`None`: the built-in config, which reloads to itself).
     pub fn new(config: Config, config_path: Option<PathBuf>, options: AppOptions) -> Arc<App> {
-        let metrics = SelfMetrics::new();
+        let mut metrics = SelfMetrics::new();
+        let env = ProbeEnv::new();
+        env.auditor.apply_config(&config);
+        crate::audit::metrics::register(metrics.registry_mut(), env.auditor.clone());
         metrics.reload_successful.set(1);
         metrics.reload_success_timestamp.set(unix_now());
         Arc::new(App {
@@ -45,7 +48,7 @@ impl App {
             config_path,
             options,
             metrics,
-            env: ProbeEnv::new(),
+            env,
         })
     }
 
@@ -66,6 +69,7 @@ impl App {
         };
         match loaded {
             Ok(config) => {
+                self.env.auditor.apply_config(&config);
                 self.config.store(Arc::new(config));
                 self.env.config_changed();
                 self.metrics.reload_successful.set(1);

@@ -3,6 +3,8 @@
 
 pub mod recorder;
 pub mod resolve;
+pub mod ssh;
+pub mod ssh_audit;
 pub mod target;
 pub mod tcp;
 pub mod tls;
@@ -43,6 +45,8 @@ pub struct ProbeOutcome {
 pub struct ProbeEnv {
     pub resolver: resolve::Resolver,
     tls_clients: RwLock<HashMap<(String, &'static str), Arc<tls::TlsClient>>>,
+    /// SSH audits: connection pools and per-server caches, shared with the scheduler.
+    pub auditor: Arc<crate::audit::Auditor>,
 }
 
 impl Default for ProbeEnv {
@@ -56,6 +60,7 @@ impl ProbeEnv {
         ProbeEnv {
             resolver: resolve::Resolver::from_system(),
             tls_clients: RwLock::new(HashMap::new()),
+            auditor: Arc::new(crate::audit::Auditor::new()),
         }
     }
 
@@ -152,6 +157,8 @@ fn finish(mut rec: ProbeRecorder, success: bool, duration: Duration) -> ProbeOut
 async fn dispatch(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecorder) -> bool {
     match req.module.prober {
         ProberKind::Tcp => tcp::probe(req, env, rec).await,
+        ProberKind::Ssh => ssh::probe(req, env, rec).await,
+        ProberKind::SshAudit => ssh_audit::probe(req, env, rec).await,
         other => {
             rec.fail(
                 FailureReason::Config,
