@@ -597,3 +597,52 @@ async fn encrypted_key_with_passphrase_file_and_per_server_overrides() {
         "no passphrase in output"
     );
 }
+
+#[tokio::test]
+async fn health_check_replaces_a_dead_pooled_connection() {
+    let f = fixture();
+    let mut sshd = Sshd::start(SshdOptions {
+        authorized: vec![f.client.public_line.clone()],
+        ..Default::default()
+    });
+    let kh = write(
+        &f.dir,
+        "known_hosts",
+        &format!("{}\n", sshd.known_hosts_line()),
+    );
+    let ex = Exporter::start(&config(
+        &f.client.private,
+        &kh,
+        "{health_check_interval: 1s, max_idle_time: 4s, min_connections: 1}",
+        &[server("local", &sshd)],
+    ))
+    .await;
+    let (_, body) = ex.probe("vps_audit", "local").await;
+    assert_eq!(metric_value(&body, "probe_success"), Some(1.0), "{body}");
+    sshd.restart();
+    // Within a few health-check rounds the dead connection is found and replaced.
+    let mut replaced = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let m = ex.get("/metrics").await.body;
+        let ok = metric_value_with(
+            &m,
+            "siembox_vps_audit_ssh_connections_total",
+            &[("status", "success")],
+        );
+        if ok == Some(2.0)
+            && metric_value(&m, "siembox_vps_audit_connection_pool_open") == Some(1.0)
+        {
+            replaced = true;
+            break;
+        }
+    }
+    assert!(replaced, "no replacement connection");
+    // The replacement is the one the next audit uses.
+    let (_, body) = ex.probe("vps_audit", "local").await;
+    assert_eq!(
+        metric_value(&body, "siembox_vps_audit_connection_reused"),
+        Some(1.0),
+        "{body}"
+    );
+}

@@ -440,3 +440,20 @@ mod tests {
         assert!(split_address("host:x").is_err());
     }
 }
+
+#[cfg(test)]
+mod config_tests {
+    use crate::config::Config;
+
+    #[test]
+    fn servers_without_host_key_source_or_credential_are_rejected_at_load() {
+        let yaml = "modules:\n  a: {prober: ssh_audit, ssh_audit: {user: audit}}\nservers:\n  - {name: web-1, address: 10.0.0.1}\n";
+        let e = Config::from_yaml_str(yaml, "<test>")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("servers[0].known_hosts_file"), "{e}");
+        assert!(e.contains("servers[0].private_key_file"), "{e}");
+        let ok = "modules:\n  a: {prober: ssh_audit, ssh_audit: {user: audit, use_agent: true}}\nservers:\n  - {name: web-1, address: 10.0.0.1, host_key_fingerprint: \"SHA256:abc\"}\n";
+        assert!(Config::from_yaml_str(ok, "<test>").is_ok());
+    }
+}

@@ -298,7 +298,8 @@ impl Pool {
             list.retain(|c| {
                 let young = now.saturating_duration_since(c.last_used) < max_idle;
                 let warm = keep_warm > 0 && cutoff.is_some_and(|t| c.last_used >= t);
-                (young || warm) && !c.session.is_closed()
+                // Dead ones are left to the health check, which replaces them.
+                young || warm
             });
         }
         idle.retain(|_, l| !l.is_empty());
