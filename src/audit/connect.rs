@@ -109,6 +109,21 @@ impl SshTarget {
     }
 }
 
+impl SshTarget {
+    /// The pool key: connections are shared by targets that differ only in their name.
+    pub fn endpoint(&self) -> String {
+        format!("{}@{}:{}", self.user, self.host, self.port)
+    }
+
+    pub fn same_endpoint(&self, other: &SshTarget) -> bool {
+        self.host == other.host
+            && self.port == other.port
+            && self.user == other.user
+            && self.auth == other.auth
+            && self.host_key == other.host_key
+    }
+}
+
 /// `host`, `host:port`, `[v6]:port` or a bare IPv6 address; port 22 by default.
 pub fn split_address(address: &str) -> Result<(String, u16), String> {
     let a = address.trim();

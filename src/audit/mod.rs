@@ -187,7 +187,7 @@ impl Auditor {
                     .iter()
                     .filter_map(|s| modules.values().find_map(|m| SshTarget::build(s, m).ok()))
                     .collect();
-                pool.retain(|t| targets.contains(t));
+                pool.retain(|t| targets.iter().any(|x| x.same_endpoint(t)));
             }
         }
         let max: usize = modules

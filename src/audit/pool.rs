@@ -58,6 +58,8 @@ pub struct Pool {
     idle: Mutex<HashMap<String, Vec<Conn>>>,
     stats: Arc<PoolStats>,
     maintenance: std::sync::Once,
+    /// Signalled whenever a connection goes back to the idle list.
+    returned: tokio::sync::Notify,
 }
 
 /// A connection lent to one audit. Dropped without `release` (error, timeout, cancellation) it
@@ -78,20 +80,20 @@ impl Lease {
             .session
     }
 
-    /// Hands the connection back for reuse, unless another audit is waiting for a slot: then it
-    /// is closed so the slot goes to the waiter.
+    /// Hands the connection back for reuse and wakes audits waiting for a connection.
     pub fn release(mut self) {
         if let Some(mut conn) = self.conn.take() {
-            if conn.session.is_closed() || self.pool.stats.waiting.load(Ordering::Relaxed) > 0 {
+            if conn.session.is_closed() {
                 return;
             }
             conn.last_used = Instant::now();
             self.pool
                 .idle
                 .lock()
-                .entry(conn.target.name.clone())
+                .entry(conn.target.endpoint())
                 .or_default()
                 .push(conn);
+            self.pool.returned.notify_waiters();
         }
     }
 }
@@ -121,6 +123,7 @@ impl Pool {
             idle: Mutex::new(HashMap::new()),
             stats,
             maintenance: std::sync::Once::new(),
+            returned: tokio::sync::Notify::new(),
         })
     }
 
@@ -128,17 +131,53 @@ impl Pool {
         self.config.max_connections.max(1)
     }
 
-    /// A connection to `target` by `deadline`: an idle one if there is one, else a new one.
+    /// A connection to `target` by `deadline`: an idle one to the same endpoint if there is
+    /// one, else a new one in a free slot (closing the longest-idle connection of another
+    /// endpoint if that frees one), else the first of those to come along before the deadline.
     pub async fn checkout(
         self: &Arc<Self>,
         target: &Arc<SshTarget>,
         deadline: Instant,
     ) -> Result<Lease, ConnectError> {
         self.start_maintenance();
-        if let Some(conn) = self.take_idle(&target.name, target) {
-            return Ok(self.lend(conn, true));
-        }
-        let permit = self.slot(deadline).await?;
+        let mut waiting: Option<Waiting<'_>> = None;
+        let permit = loop {
+            // Registered before looking, so a connection returned meanwhile is not missed.
+            let returned = self.returned.notified();
+            tokio::pin!(returned);
+            returned.as_mut().enable();
+            if let Some(conn) = self.take_idle(target) {
+                return Ok(self.lend(conn, true));
+            }
+            if let Ok(p) = self.slots.clone().try_acquire_owned() {
+                break p;
+            }
+            if self.evict_oldest_idle() {
+                continue;
+            }
+            if waiting.is_none() {
+                self.stats.waiting.fetch_add(1, Ordering::Relaxed);
+                waiting = Some(Waiting(&self.stats));
+            }
+            tokio::select! {
+                p = self.slots.clone().acquire_owned() => match p {
+                    Ok(p) => break p,
+                    Err(_) => return Err(ConnectError {
+                        reason: FailureReason::PoolExhausted,
+                        message: "the connection pool is closed".into(),
+                    }),
+                },
+                _ = &mut returned => continue,
+                _ = tokio::time::sleep_until(deadline) => return Err(ConnectError {
+                    reason: FailureReason::PoolExhausted,
+                    message: format!(
+                        "no free SSH connection (max_connections {}) before the deadline",
+                        self.max()
+                    ),
+                }),
+            }
+        };
+        drop(waiting);
         let session = self.connect_with_retries(target, deadline).await?;
         let conn = Conn {
             session,
@@ -159,47 +198,17 @@ impl Pool {
         }
     }
 
-    /// The most recently used live idle connection of this server, if its settings still match.
-    fn take_idle(&self, name: &str, target: &SshTarget) -> Option<Conn> {
+    /// The most recently used live idle connection to the same endpoint (address, user,
+    /// credential, host-key policy): server names that are the same endpoint share connections.
+    fn take_idle(&self, target: &SshTarget) -> Option<Conn> {
         let mut idle = self.idle.lock();
-        let list = idle.get_mut(name)?;
+        let list = idle.get_mut(&target.endpoint())?;
         while let Some(conn) = list.pop() {
-            if !conn.session.is_closed() && *conn.target == *target {
+            if !conn.session.is_closed() && conn.target.same_endpoint(target) {
                 return Some(conn);
             }
         }
         None
-    }
-
-    /// A connection slot: free, or freed by closing the longest-idle connection of any server,
-    /// or waited for until the deadline.
-    async fn slot(&self, deadline: Instant) -> Result<OwnedSemaphorePermit, ConnectError> {
-        loop {
-            match self.slots.clone().try_acquire_owned() {
-                Ok(p) => return Ok(p),
-                Err(_) => {
-                    if !self.evict_oldest_idle() {
-                        break;
-                    }
-                }
-            }
-        }
-        self.stats.waiting.fetch_add(1, Ordering::Relaxed);
-        let _w = Waiting(&self.stats);
-        match tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned()).await {
-            Ok(Ok(p)) => Ok(p),
-            Ok(Err(_)) => Err(ConnectError {
-                reason: FailureReason::PoolExhausted,
-                message: "the connection pool is closed".into(),
-            }),
-            Err(_) => Err(ConnectError {
-                reason: FailureReason::PoolExhausted,
-                message: format!(
-                    "no free SSH connection slot (max_connections {}) before the deadline",
-                    self.max()
-                ),
-            }),
-        }
     }
 
     fn evict_oldest_idle(&self) -> bool {
@@ -329,7 +338,7 @@ impl Pool {
         {
             let mut idle = self.idle.lock();
             for conn in alive {
-                idle.entry(conn.target.name.clone()).or_default().push(conn);
+                idle.entry(conn.target.endpoint()).or_default().push(conn);
             }
         }
         for target in dead {
@@ -353,7 +362,7 @@ impl Pool {
                 };
                 self.idle
                     .lock()
-                    .entry(target.name.clone())
+                    .entry(target.endpoint())
                     .or_default()
                     .push(conn);
             } else {
