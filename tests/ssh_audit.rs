@@ -168,6 +168,11 @@ async fn audit_of_this_machine_reports_checks_and_reuses_the_connection() {
     };
     assert!(pending(&body).is_some(), "{body}");
     assert_eq!(pending(&body), pending(&body2));
+    // OS and kernel come from the per-boot cache (the script skipped them this time).
+    assert!(
+        body2.contains("siembox_vps_audit_server_info{server=\"local\",os=\"debian"),
+        "{body2}"
+    );
     assert!(!body.contains("suid_files"), "switched off");
 
     let m = ex.get("/metrics").await.body;

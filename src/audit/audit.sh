@@ -49,8 +49,10 @@ if have iptables; then
 else echo "iptables_rules=missing"; fi
 
 section auto_updates
-if have apt-config; then
-  echo "apt_unattended=$(apt-config dump APT::Periodic::Unattended-Upgrade 2>/dev/null | sed -n 's/.*"\(.*\)".*/\1/p' | tail -n 1)"
+if [ -d /etc/apt/apt.conf.d ]; then
+  # apt reads apt.conf.d in lexical order (the glob's order) and the last setting wins;
+  # cheaper than apt-config, which loads the whole apt configuration.
+  echo "apt_unattended=$(cat /etc/apt/apt.conf /etc/apt/apt.conf.d/* 2>/dev/null | grep -v '^[[:space:]]*//' | sed -n 's/.*APT::Periodic::Unattended-Upgrade[[:space:]]*"\([0-9]*\)".*/\1/p' | tail -n 1)"
   if have dpkg-query; then echo "unattended_upgrades=$(dpkg-query -W -f='${Status}' unattended-upgrades 2>/dev/null)"; fi
 fi
 if have systemctl; then
@@ -88,7 +90,7 @@ elif [ -d /var/lib/dpkg ]; then echo "reboot_required=no"
 else echo "reboot_required=unknown"; fi
 
 section failed_logins
-if have journalctl && journalctl -q -n 1 --no-pager >/dev/null 2>&1 && [ -n "$(journalctl -q -n 1 --no-pager 2>/dev/null)" ]; then
+if have journalctl && [ -n "$(journalctl -q -n 1 --no-pager 2>/dev/null)" ]; then
   echo "source=journal"
   echo "count=$(journalctl -q --no-pager --since '-24h' 2>/dev/null | grep -cE 'Failed password|Invalid user|authentication failure|Failed publickey')"
 else
