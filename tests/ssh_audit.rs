@@ -651,3 +651,47 @@ async fn health_check_replaces_a_dead_pooled_connection() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn cache_for_serves_a_fresh_result_without_auditing_again() {
+    let f = fixture();
+    let sshd = Sshd::start(SshdOptions {
+        authorized: vec![f.client.public_line.clone()],
+        ..Default::default()
+    });
+    let kh = write(
+        &f.dir,
+        "known_hosts",
+        &format!("{}\n", sshd.known_hosts_line()),
+    );
+    let yaml = config(&f.client.private, &kh, "{}", &[server("local", &sshd)]).replace(
+        "    timeout: 60s\n",
+        "    timeout: 60s\n    cache_for: 1m\n",
+    );
+    let ex = Exporter::start(&yaml).await;
+    let (_, first) = ex.probe("vps_audit", "local").await;
+    let (_, second) = ex.probe("vps_audit", "local").await;
+    assert_eq!(
+        metric_value(&second, "probe_success"),
+        Some(1.0),
+        "{second}"
+    );
+    let ts = |b: &str| {
+        metric_value_with(
+            b,
+            "siembox_vps_audit_check_value",
+            &[("check", "memory_usage")],
+        )
+    };
+    assert_eq!(ts(&first), ts(&second), "the same result");
+    let m = ex.get("/metrics").await.body;
+    assert_eq!(
+        metric_value_with(
+            &m,
+            "siembox_vps_audit_audits_total",
+            &[("status", "success")]
+        ),
+        Some(1.0),
+        "{m}"
+    );
+}
