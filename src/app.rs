@@ -42,6 +42,8 @@ impl App {
         metrics.reload_success_timestamp.set(unix_now());
         let env = ProbeEnv::new();
         crate::probe::pools::register(metrics.registry_mut(), &env.pools);
+        env.auditor.apply_config(&config);
+        crate::audit::metrics::register(metrics.registry_mut(), env.auditor.clone());
         Arc::new(App {
             config: ArcSwap::from_pointee(config),
             config_path,
@@ -75,6 +77,7 @@ impl App {
                 for w in crate::config::format_warnings(&origin, &config.warnings).lines() {
                     tracing::warn!(problem = w, "configuration warning");
                 }
+                self.env.auditor.apply_config(&config);
                 self.config.store(Arc::new(config));
                 self.env.config_changed();
                 self.env.pools.retain_modules(&self.config().modules);

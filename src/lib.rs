@@ -2,6 +2,7 @@
 //! `App` in-process.
 
 pub mod app;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod metrics;

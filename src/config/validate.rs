@@ -111,6 +111,38 @@ pub(super) fn validate(config: &Config, text: &str) -> Vec<ConfigProblem> {
         }
     }
 
+    // Every server must be auditable by every ssh_audit module: a credential and a way to
+    // verify its host key (never trust on first use).
+    for (name, module) in &config.modules {
+        let Some(audit) = &module.ssh_audit else {
+            continue;
+        };
+        for (i, server) in config.servers.iter().enumerate() {
+            let at = format!("servers[{i}]");
+            let has_credential = server.private_key_file.is_some()
+                || audit.private_key_file.is_some()
+                || audit.use_agent
+                || server.password_file.is_some()
+                || audit.password_file.is_some();
+            if !has_credential {
+                report(&server.name, format!("{at}.private_key_file"), format!("server {:?} has no credential for module {name}: set private_key_file, use_agent or password_file", server.name));
+            }
+            if server.host_key_fingerprint.is_none()
+                && server.known_hosts_file.is_none()
+                && audit.known_hosts_file.is_none()
+            {
+                report(&server.name, format!("{at}.known_hosts_file"), format!("server {:?} has no known_hosts_file or host_key_fingerprint for module {name}; host keys are never trusted on first use", server.name));
+            }
+            if server.user.is_none() && audit.user.is_none() {
+                report(
+                    &server.name,
+                    format!("{at}.user"),
+                    format!("server {:?} has no user for module {name}", server.name),
+                );
+            }
+        }
+    }
+
     for (i, job) in config.schedule.iter().enumerate() {
         let at = format!("schedule[{i}]");
         match config.modules.get(&job.module) {

@@ -14,6 +14,8 @@ pub mod postgres;
 pub mod recorder;
 pub mod redis;
 pub mod resolve;
+pub mod ssh;
+pub mod ssh_audit;
 pub mod target;
 pub mod tcp;
 pub mod tls;
@@ -58,6 +60,8 @@ pub struct ProbeEnv {
     /// Connection pools of the database and cache probers.
     pub pools: pools::Pools,
     tls_clients: RwLock<HashMap<(String, &'static str), Arc<tls::TlsClient>>>,
+    /// SSH audits: connection pools and per-server caches, shared with the scheduler.
+    pub auditor: Arc<crate::audit::Auditor>,
 }
 
 impl Default for ProbeEnv {
@@ -73,6 +77,7 @@ impl ProbeEnv {
             http_tokens: http::oauth2::TokenCache::default(),
             pools: pools::Pools::new(),
             tls_clients: RwLock::new(HashMap::new()),
+            auditor: Arc::new(crate::audit::Auditor::new()),
         }
     }
 
@@ -226,15 +231,7 @@ async fn dispatch(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecorde
         ProberKind::Mysql => mysql::probe(req, env, rec).await,
         ProberKind::Redis => redis::probe(req, env, rec).await,
         ProberKind::Mongodb => mongodb::probe(req, env, rec).await,
-        other => {
-            rec.fail(
-                FailureReason::Config,
-                format!(
-                    "the {} prober is not available in this build",
-                    other.as_str()
-                ),
-            );
-            false
-        }
+        ProberKind::Ssh => ssh::probe(req, env, rec).await,
+        ProberKind::SshAudit => ssh_audit::probe(req, env, rec).await,
     }
 }

@@ -1,12 +1,12 @@
 //! Cheap checks of a `/probe` target before any work: a malformed target is the caller's
 //! mistake (HTTP 400), not a failed probe.
 
-use crate::config::ProberKind;
+use crate::config::{Config, ProberKind};
 
 /// The longest target accepted; URLs longer than this are not monitoring targets.
 pub const MAX_TARGET_LEN: usize = 2048;
 
-pub fn check(kind: ProberKind, target: &str) -> Result<(), String> {
+pub fn check(config: &Config, kind: ProberKind, target: &str) -> Result<(), String> {
     if target.len() > MAX_TARGET_LEN {
         return Err(format!("longer than {MAX_TARGET_LEN} bytes"));
     }
@@ -30,6 +30,15 @@ pub fn check(kind: ProberKind, target: &str) -> Result<(), String> {
                 return Err("URL has no host".into());
             }
             Ok(())
+        }
+        // Credentials only ever go to servers named in the config: anything else is refused
+        // before a connection is made.
+        ProberKind::SshAudit => {
+            if config.servers.iter().any(|s| s.name == target) {
+                Ok(())
+            } else {
+                Err("not a configured server name (ssh_audit audits only servers listed under `servers:`)".into())
+            }
         }
         _ => Ok(()),
     }
@@ -68,11 +77,24 @@ mod tests {
 
     #[test]
     fn rejects_malformed_targets() {
-        assert!(check(ProberKind::Tcp, "localhost").is_err());
-        assert!(check(ProberKind::Tcp, "localhost:22").is_ok());
-        assert!(check(ProberKind::Http, "ftp://x").is_err());
-        assert!(check(ProberKind::Http, "example.org/path").is_ok());
-        assert!(check(ProberKind::Http, "http://a b").is_err());
-        assert!(check(ProberKind::Icmp, &"a".repeat(3000)).is_err());
+        let cfg = Config::default();
+        assert!(check(&cfg, ProberKind::Tcp, "localhost").is_err());
+        assert!(check(&cfg, ProberKind::Tcp, "localhost:22").is_ok());
+        assert!(check(&cfg, ProberKind::Http, "ftp://x").is_err());
+        assert!(check(&cfg, ProberKind::Http, "example.org/path").is_ok());
+        assert!(check(&cfg, ProberKind::Http, "http://a b").is_err());
+        assert!(check(&cfg, ProberKind::Icmp, &"a".repeat(3000)).is_err());
+    }
+
+    #[test]
+    fn ssh_audit_accepts_only_configured_server_names() {
+        let cfg = Config::from_yaml_str(
+            "servers:\n  - {name: web-1, address: 127.0.0.1:22}\n",
+            "<test>",
+        )
+        .unwrap();
+        assert!(check(&cfg, ProberKind::SshAudit, "web-1").is_ok());
+        assert!(check(&cfg, ProberKind::SshAudit, "127.0.0.1:22").is_err());
+        assert!(check(&cfg, ProberKind::SshAudit, "web-2").is_err());
     }
 }

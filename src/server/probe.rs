@@ -51,7 +51,7 @@ pub async fn handle<B>(app: &Arc<App>, req: &Request<B>) -> Reply {
     let Some(target) = target.filter(|t| !t.is_empty()) else {
         return plain(StatusCode::BAD_REQUEST, "Target parameter is missing\n");
     };
-    if let Err(why) = crate::probe::target::check(module.prober, &target) {
+    if let Err(why) = crate::probe::target::check(&config, module.prober, &target) {
         return plain(
             StatusCode::BAD_REQUEST,
             format!("Invalid target {:?}: {why}\n", one_line(&target)),

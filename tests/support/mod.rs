@@ -167,3 +167,4 @@ pub fn metric_names(body: &str) -> std::collections::BTreeSet<String> {
         .map(str::to_string)
         .collect()
 }
+pub mod sshd;

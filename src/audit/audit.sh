@@ -1,0 +1,153 @@
+# siembox VPS audit: one POSIX sh script, read from stdin by `sh -s -- BOOT_ID UPDATES SUID`.
+# BOOT_ID: the boot id the exporter cached static facts for ("-" for none); static facts are
+# printed only when the boot id differs. UPDATES / SUID: 1 to run that heavy section this time.
+# Every section starts with a "==siembox:NAME==" line; a missing tool prints "missing", never fails.
+# Runs on dash, bash and busybox ash; everything else is optional.
+export LC_ALL=C PATH="$PATH:/usr/sbin:/sbin:/usr/bin:/bin"
+cached_boot="${1:--}"
+run_updates="${2:-0}"
+run_suid="${3:-0}"
+have() { command -v "$1" >/dev/null 2>&1; }
+section() { echo "==siembox:$1=="; }
+
+section meta
+boot_id=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)
+echo "boot_id=${boot_id:-unknown}"
+echo "uid=$(id -u 2>/dev/null)"
+if have nproc; then echo "cpus=$(nproc 2>/dev/null)"; else echo "cpus=$(grep -c '^processor' /proc/cpuinfo 2>/dev/null)"; fi
+echo "now=$(date +%s)"
+
+if [ "$boot_id" != "$cached_boot" ]; then
+  section static
+  if [ -r /etc/os-release ]; then grep -E '^(ID|VERSION_ID|PRETTY_NAME)=' /etc/os-release; fi
+  echo "KERNEL=$(uname -r 2>/dev/null)"
+fi
+
+section procs
+# Process names from /proc: one cheap source for fail2ban, time sync and syslog checks.
+cat /proc/[0-9]*/comm 2>/dev/null | grep -xE 'fail2ban-server|crowdsec|chronyd|ntpd|openntpd|systemd-timesyn|rsyslogd|syslog-ng|syslogd|systemd-journal|sshd' | sort -u
+
+section sshd_t
+if have sshd; then sshd -T 2>/dev/null | grep -iE '^(permitrootlogin|passwordauthentication|kbdinteractiveauthentication|port) '; fi
+
+section sshd_config
+for f in /etc/ssh/sshd_config /etc/ssh/sshd_config.d/*.conf; do
+  if [ -r "$f" ]; then echo "#siembox-file $f"; grep -iE '^[[:space:]]*(permitrootlogin|passwordauthentication|port|include|match)[[:space:]]' "$f"; fi
+done
+
+section firewall
+if have ufw; then echo "ufw=$(ufw status 2>/dev/null | head -n 1)"; else echo "ufw=missing"; fi
+if have firewall-cmd; then echo "firewalld=$(firewall-cmd --state 2>&1 | head -n 1)"; else echo "firewalld=missing"; fi
+if have nft; then
+  if nft list ruleset >/dev/null 2>&1; then echo "nft_rules=$(nft list ruleset 2>/dev/null | grep -cE '^[[:space:]]+(ip|ip6|tcp|udp|meta|ct|iif|oif|iifname|oifname|counter|accept|drop|reject|jump)')"; else echo "nft_rules=denied"; fi
+else echo "nft_rules=missing"; fi
+if have iptables; then
+  if iptables -S >/dev/null 2>&1; then
+    echo "iptables_rules=$(iptables -S 2>/dev/null | grep -c '^-A')"
+    echo "iptables_input_policy=$(iptables -S INPUT 2>/dev/null | awk '/^-P INPUT/ {print $3}')"
+  else echo "iptables_rules=denied"; fi
+else echo "iptables_rules=missing"; fi
+
+section auto_updates
+if [ -d /etc/apt/apt.conf.d ]; then
+  # apt reads apt.conf.d in lexical order (the glob's order) and the last setting wins;
+  # cheaper than apt-config, which loads the whole apt configuration.
+  echo "apt_unattended=$(cat /etc/apt/apt.conf /etc/apt/apt.conf.d/* 2>/dev/null | grep -v '^[[:space:]]*//' | sed -n 's/.*APT::Periodic::Unattended-Upgrade[[:space:]]*"\([0-9]*\)".*/\1/p' | tail -n 1)"
+  if have dpkg-query; then echo "unattended_upgrades=$(dpkg-query -W -f='${Status}' unattended-upgrades 2>/dev/null)"; fi
+fi
+if have systemctl; then
+  for t in dnf-automatic.timer dnf-automatic-install.timer yum-cron.service; do
+    echo "unit $t=$(systemctl is-enabled "$t" 2>/dev/null)"
+  done
+fi
+if have apk; then echo "apk=present"; fi
+
+if [ "$run_updates" = 1 ]; then
+  section updates
+  if have apt-get; then
+    echo "manager=apt"
+    apt-get -s -o Debug::NoLocking=1 upgrade 2>/dev/null | grep '^Inst ' | awk '{ n++ } /[Ss]ecurity/ { s++ } END { print "pending=" n + 0; print "security=" s + 0 }'
+  elif have dnf; then
+    echo "manager=dnf"
+    dnf -q -C check-update 2>/dev/null | awk 'NF == 3 && $1 ~ /\./ { n++ } END { print "pending=" n + 0 }'
+    dnf -q -C updateinfo list --security 2>/dev/null | awk 'NF >= 3 { n++ } END { print "security=" n + 0 }'
+  elif have yum; then
+    echo "manager=yum"
+    yum -q -C check-update 2>/dev/null | awk 'NF == 3 && $1 ~ /\./ { n++ } END { print "pending=" n + 0 }'
+  elif have apk; then
+    echo "manager=apk"
+    apk version -l '<' 2>/dev/null | awk 'NR > 1 { n++ } END { print "pending=" n + 0 }'
+  else
+    echo "manager=missing"
+  fi
+fi
+
+section reboot
+if [ -e /var/run/reboot-required ] || [ -e /run/reboot-required ]; then echo "reboot_required=yes"
+elif have needs-restarting; then
+  if needs-restarting -r >/dev/null 2>&1; then echo "reboot_required=no"; else echo "reboot_required=yes"; fi
+elif [ -d /var/lib/dpkg ]; then echo "reboot_required=no"
+else echo "reboot_required=unknown"; fi
+
+section failed_logins
+if have journalctl && [ -n "$(journalctl -q -n 1 --no-pager 2>/dev/null)" ]; then
+  echo "source=journal"
+  echo "count=$(journalctl -q --no-pager --since '-24h' 2>/dev/null | grep -cE 'Failed password|Invalid user|authentication failure|Failed publickey')"
+else
+  log=""
+  for f in /var/log/auth.log /var/log/secure /var/log/messages; do if [ -r "$f" ]; then log=$f; break; fi; done
+  if [ -n "$log" ]; then
+    echo "source=file"
+    # ISO timestamps (rsyslog RFC 3339) compare as strings; classic syslog lines match today or yesterday.
+    since_iso=$(date -u -d "@$(( $(date +%s) - 86400 ))" +%Y-%m-%dT%H:%M:%S 2>/dev/null)
+    today=$(date '+%b %e'); yesterday=$(date -d "@$(( $(date +%s) - 86400 ))" '+%b %e' 2>/dev/null)
+    echo "count=$(grep -E 'Failed password|Invalid user|authentication failure|Failed publickey' "$log" 2>/dev/null | awk -v s="$since_iso" -v t="$today" -v y="$yesterday" '
+      /^[0-9][0-9][0-9][0-9]-/ { if (s == "" || $1 >= s) n++; next }
+      { p = substr($0, 1, 6); if (p == t || p == y) n++ }
+      END { print n + 0 }')"
+  else
+    echo "source=none"
+  fi
+fi
+
+section disk
+df -P -k 2>/dev/null | awk 'NR > 1 && $1 !~ /^(tmpfs|devtmpfs|udev|overlay|shm|none|cgroup.*|efivarfs)$/ { print $6, $5 }'
+
+section memory
+grep -E '^(MemTotal|MemAvailable|MemFree|Buffers|Cached):' /proc/meminfo 2>/dev/null
+
+section load
+cat /proc/loadavg 2>/dev/null
+
+section listening
+if have ss; then ss -H -l -n -t -u 2>/dev/null | awk '{ print $1, $5 }'
+elif have netstat; then netstat -l -n -t -u 2>/dev/null | awk '$6 == "LISTEN" || $1 ~ /^udp/ { print $1, $4 }'
+else echo "missing"; fi
+
+section time_sync
+if have timedatectl; then echo "ntp_synchronized=$(timedatectl show -p NTPSynchronized --value 2>/dev/null)"; fi
+if have chronyc; then echo "chrony_leap=$(chronyc -n tracking 2>/dev/null | awk -F': ' '/^Leap status/ { print $2 }')"; fi
+
+section sudo
+if have sudo; then echo "sudo=present"; else echo "sudo=missing"; fi
+if [ -r /etc/sudoers ]; then
+  echo "readable=yes"
+  cat /etc/sudoers /etc/sudoers.d/* 2>/dev/null | grep -E '^[[:space:]]*Defaults' | grep -E 'syslog|logfile|log_output|log_input|log_server'
+else echo "readable=no"; fi
+
+section password_policy
+if [ -r /etc/login.defs ]; then grep -E '^[[:space:]]*(PASS_MAX_DAYS|PASS_MIN_LEN)[[:space:]]' /etc/login.defs; else echo "login_defs=unreadable"; fi
+for f in /etc/pam.d/common-password /etc/pam.d/system-auth /etc/pam.d/password-auth /etc/pam.d/passwd; do
+  if [ -r "$f" ]; then grep -hE '^[[:space:]]*password.*(pam_pwquality|pam_cracklib|pam_passwdqc)' "$f" | sed 's/^/pam /'; fi
+done
+if [ -r /etc/security/pwquality.conf ]; then grep -E '^[[:space:]]*minlen[[:space:]]*=' /etc/security/pwquality.conf | sed 's/^/pwquality /'; fi
+
+if [ "$run_suid" = 1 ]; then
+  section suid
+  # Local filesystems only: network and pseudo filesystems are skipped, each mount is not crossed.
+  awk '$3 ~ /^(ext[234]|xfs|btrfs|zfs|f2fs|jfs|reiserfs|vfat)$/ { print $2 }' /proc/mounts 2>/dev/null | sort -u | while read -r mp; do
+    find "$mp" -xdev -type f -perm -4000 2>/dev/null
+  done | sort -u | head -n 500
+fi
+
+section end

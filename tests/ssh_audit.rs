@@ -1,0 +1,697 @@
+//! SSH audits against real OpenSSH servers started by the tests: success on this machine, wrong
+//! key, host-key mismatch (no credential sent), pool recovery after an sshd restart, a hung
+//! server, unknown server names, and the global connection cap under a burst of audits.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use support::sshd::{counted_maxima, counting_wrapper, KeyPair, Sshd, SshdOptions};
+use support::{metric_value, metric_value_with, Exporter};
+
+struct Fixture {
+    dir: PathBuf,
+    client: KeyPair,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let client = KeyPair::generate(&dir, "client_ed25519");
+    Fixture { dir, client }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Heavy checks off: the SUID scan of this machine takes tens of seconds of I/O.
+const LIGHT: &str = "{pending_updates: {enabled: false}, suid_files: {enabled: false}}";
+
+/// A config with one ssh_audit module and the given `servers:` entries (YAML lines).
+fn config(key: &Path, known_hosts: &Path, pool: &str, servers: &[String]) -> String {
+    config_with(key, known_hosts, pool, LIGHT, servers)
+}
+
+fn config_with(
+    key: &Path,
+    known_hosts: &Path,
+    pool: &str,
+    checks: &str,
+    servers: &[String],
+) -> String {
+    let mut y = format!(
+        "modules:\n  vps_audit:\n    prober: ssh_audit\n    timeout: 60s\n    ssh_audit:\n      user: root\n      private_key_file: {}\n      known_hosts_file: {}\n      pool: {pool}\n      checks: {checks}\nservers:{}\n",
+        key.display(),
+        known_hosts.display(),
+        if servers.is_empty() { " []" } else { "" }
+    );
+    for s in servers {
+        y.push_str(&format!("  - {s}\n"));
+    }
+    y
+}
+
+fn server(name: &str, sshd: &Sshd) -> String {
+    format!("{{name: {name}, address: \"{}\"}}", sshd.address())
+}
+
+async fn debug_probe(ex: &Exporter, module: &str, target: &str) -> String {
+    ex.get(&format!(
+        "/probe?module={module}&target={target}&debug=true"
+    ))
+    .await
+    .body
+}
+
+#[tokio::test]
+async fn audit_of_this_machine_reports_checks_and_reuses_the_connection() {
+    let f = fixture();
+    let sshd = Sshd::start(SshdOptions {
+        authorized: vec![f.client.public_line.clone()],
+        ..Default::default()
+    });
+    // Hashed known_hosts entry (ssh-keygen -H), as many operators keep them.
+    let kh = write(
+        &f.dir,
+        "known_hosts",
+        &format!("{}\n", sshd.known_hosts_line()),
+    );
+    assert!(std::process::Command::new("ssh-keygen")
+        .arg("-H")
+        .arg("-f")
+        .arg(&kh)
+        .status()
+        .unwrap()
+        .success());
+    assert!(std::fs::read_to_string(&kh).unwrap().starts_with("|1|"));
+    // Pending updates run (heavy, then cached); the SUID scan stays off (slow here).
+    let yaml = config_with(
+        &f.client.private,
+        &kh,
+        "{max_connections: 4}",
+        "{suid_files: {enabled: false}}",
+        &[server("local", &sshd)],
+    );
+    let ex = Exporter::start(&yaml).await;
+
+    let (status, body) = ex.probe("vps_audit", "local").await;
+    assert_eq!(status, 200);
+    assert_eq!(metric_value(&body, "probe_success"), Some(1.0), "{body}");
+    let disk = metric_value_with(
+        &body,
+        "siembox_vps_audit_check_value",
+        &[("server", "local"), ("check", "disk_usage")],
+    )
+    .expect("disk_usage value");
+    assert!((0.0..=100.0).contains(&disk), "{disk}");
+    let root = metric_value_with(
+        &body,
+        "siembox_vps_audit_disk_used_percent",
+        &[("mount", "/")],
+    )
+    .expect("/ mount");
+    assert!(
+        root <= disk,
+        "the check reports the fullest mount: / {root} vs {disk}"
+    );
+    let load = metric_value_with(
+        &body,
+        "siembox_vps_audit_check_value",
+        &[("check", "load_per_core")],
+    )
+    .unwrap();
+    assert!(load >= 0.0);
+    for check in [
+        "ssh_root_login",
+        "ssh_password_auth",
+        "ssh_port",
+        "memory_usage",
+        "public_ports",
+        "time_sync",
+    ] {
+        let v = metric_value_with(
+            &body,
+            "siembox_vps_audit_check_status",
+            &[("server", "local"), ("check", check)],
+        );
+        assert!(
+            matches!(v, Some(x) if (0.0..=3.0).contains(&x)),
+            "{check}: {v:?}\n{body}"
+        );
+    }
+    assert!(
+        body.contains("siembox_vps_audit_server_info{server=\"local\",os=\"debian"),
+        "{body}"
+    );
+    assert_eq!(
+        metric_value(&body, "siembox_vps_audit_connection_reused"),
+        Some(0.0)
+    );
+
+    // The second audit rides the pooled connection.
+    let (_, body2) = ex.probe("vps_audit", "local").await;
+    assert_eq!(metric_value(&body2, "probe_success"), Some(1.0), "{body2}");
+    assert_eq!(
+        metric_value(&body2, "siembox_vps_audit_connection_reused"),
+        Some(1.0),
+        "{body2}"
+    );
+    // Pending updates come from the per-server cache on the second audit, with the same value.
+    let pending = |b: &str| {
+        metric_value_with(
+            b,
+            "siembox_vps_audit_check_value",
+            &[("check", "pending_updates")],
+        )
+    };
+    assert!(pending(&body).is_some(), "{body}");
+    assert_eq!(pending(&body), pending(&body2));
+    // OS and kernel come from the per-boot cache (the script skipped them this time).
+    assert!(
+        body2.contains("siembox_vps_audit_server_info{server=\"local\",os=\"debian"),
+        "{body2}"
+    );
+    assert!(!body.contains("suid_files"), "switched off");
+
+    let m = ex.get("/metrics").await.body;
+    assert_eq!(
+        metric_value_with(
+            &m,
+            "siembox_vps_audit_ssh_connections_total",
+            &[("status", "success")]
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric_value_with(
+            &m,
+            "siembox_vps_audit_audits_total",
+            &[("status", "success")]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        metric_value(&m, "siembox_vps_audit_connection_pool_active"),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric_value(&m, "siembox_vps_audit_connection_pool_open"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric_value(&m, "siembox_vps_audit_connection_pool_max"),
+        Some(4.0)
+    );
+    assert!(metric_value_with(
+        &m,
+        "siembox_vps_audit_check_status",
+        &[("server", "local"), ("check", "disk_usage")]
+    )
+    .is_some());
+    assert_eq!(
+        metric_value_with(
+            &m,
+            "siembox_vps_audit_audit_duration_seconds_count",
+            &[("server", "local")]
+        ),
+        Some(2.0)
+    );
+    assert!(
+        metric_value_with(
+            &m,
+            "siembox_vps_audit_last_audit_timestamp_seconds",
+            &[("server", "local")]
+        )
+        .unwrap()
+            > 1.7e9
+    );
+
+    // Removing the server from the config removes its series.
+    let path = ex.app.config_path().unwrap().clone();
+    std::fs::write(
+        &path,
+        config(&f.client.private, &kh, "{max_connections: 4}", &[]),
+    )
+    .unwrap();
+    ex.app.reload().unwrap();
+    let m = ex.get("/metrics").await.body;
+    assert!(!m.contains("server=\"local\""), "{m}");
+}
+
+#[tokio::test]
+async fn wrong_key_fails_with_reason_auth() {
+    let f = fixture();
+    let other = KeyPair::generate(&f.dir, "other_ed25519");
+    let sshd = Sshd::start(SshdOptions {
+        authorized: vec![other.public_line.clone()],
+        ..Default::default()
+    });
+    let kh = write(
+        &f.dir,
+        "known_hosts",
+        &format!("{}\n", sshd.known_hosts_line()),
+    );
+    let ex = Exporter::start(&config(
+        &f.client.private,
+        &kh,
+        "{retry_limit: 3, retry_delay: 1s}",
+        &[server("local", &sshd)],
+    ))
+    .await;
+    let body = debug_probe(&ex, "vps_audit", "local").await;
+    assert!(body.contains("probe_success 0"), "{body}");
+    assert!(body.contains("failure_reason=auth"), "{body}");
+    assert!(!body.contains("BEGIN OPENSSH"), "no key material in output");
+    // Credentials are not retried: exactly one failed connection.
+    let m = ex.get("/metrics").await.body;
+    assert_eq!(
+        metric_value_with(
+            &m,
+            "siembox_vps_audit_ssh_connections_total",
+            &[("status", "failed")]
+        ),
+        Some(1.0),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn host_key_mismatch_fails_before_any_credential_is_sent() {
+    let f = fixture();
+    let sshd = Sshd::start(SshdOptions {
+        authorized: vec![f.client.public_line.clone()],
+        ..Default::default()
+    });
+    let impostor = KeyPair::generate(&f.dir, "impostor_host");
+    let kh = write(
+        &f.dir,
+        "known_hosts",
+        &format!("[127.0.0.1]:{} {}\n", sshd.port, impostor.public_key()),
+    );
+    let pinned_wrong = format!(
+        "{{name: pinned, address: \"{}\", host_key_fingerprint: \"{}\"}}",
+        sshd.address(),
+        impostor.fingerprint()
+    );
+    let pinned_right = format!(
+        "{{name: pinned-ok, address: \"{}\", host_key_fingerprint: \"{}\"}}",
+        sshd.address(),
+        sshd.host_key.fingerprint()
+    );
+    let unknown_kh = write(&f.dir, "empty_known_hosts", "# nothing\n");
+    let unlisted = format!(
+        "{{name: unlisted, address: \"{}\", known_hosts_file: {}}}",
+        sshd.address(),
+        unknown_kh.display()
+    );
+    let ex = Exporter::start(&config(
+        &f.client.private,
+        &kh,
+        "{retry_limit: 3, retry_delay: 1s}",
+        &[server("local", &sshd), pinned_wrong, pinned_right, unlisted],
+    ))
+    .await;
+    for target in ["local", "pinned", "unlisted"] {
+        let body = debug_probe(&ex, "vps_audit", target).await;
+        assert!(body.contains("probe_success 0"), "{target}: {body}");
+        assert!(body.contains("failure_reason=host_key"), "{target}: {body}");
+    }
+    let m = ex.get("/metrics").await.body;
+    assert_eq!(
+        metric_value_with(
+            &m,
+            "siembox_vps_audit_ssh_connections_total",
+            &[("status", "failed")]
+        ),
+        Some(3.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric_value_with(&m, "siembox_vps_audit_audits_total", &[("status", "error")]),
+        Some(3.0)
+    );
+    // sshd (LogLevel DEBUG) logs every userauth request; none may have arrived.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = sshd.log_text();
+    assert!(
+        log.contains("Connection from 127.0.0.1"),
+        "the log is being written: {log}"
+    );
+    assert!(
+        !log.contains("userauth-request"),
+        "a credential was offered:\n{log}"
+    );
+    // The right pinned fingerprint works against the same server.
+    let (_, body) = ex.probe("vps_audit", "pinned-ok").await;
+    assert_eq!(metric_value(&body, "probe_success"), Some(1.0), "{body}");
+    assert!(sshd.log_text().contains("userauth-request"));
+}
+
+#[tokio::test]
+async fn pool_recovers_after_sshd_restart() {
+    let f = fixture();
+    let mut sshd = Sshd::start(SshdOptions {
+        authorized: vec![f.client.public_line.clone()],
+        ..Default::default()
+    });
+    let kh = write(
+        &f.dir,
+        "known_hosts",
+        &format!("{}\n", sshd.known_hosts_line()),
+    );
+    let ex = Exporter::start(&config(
+        &f.client.private,
+        &kh,
+        "{retry_delay: 200ms}",
+        &[server("local", &sshd)],
+    ))
+    .await;
+    let (_, body) = ex.probe("vps_audit", "local").await;
+    assert_eq!(metric_value(&body, "probe_success"), Some(1.0), "{body}");
+    let m = ex.get("/metrics").await.body;
+    assert_eq!(
+        metric_value(&m, "siembox_vps_audit_connection_pool_open"),
+        Some(1.0)
+    );
+    sshd.restart();
+    let (_, body) = ex.probe("vps_audit", "local").await;
+    assert_eq!(metric_value(&body, "probe_success"), Some(1.0), "{body}");
+    assert_eq!(
+        metric_value(&body, "siembox_vps_audit_connection_reused"),
+        Some(0.0),
+        "a new connection: {body}"
+    );
+    let m = ex.get("/metrics").await.body;
+    assert_eq!(
+        metric_value(&m, "siembox_vps_audit_connection_pool_open"),
+        Some(1.0),
+        "the dead one was dropped: {m}"
+    );
+    assert_eq!(
+        metric_value_with(
+            &m,
+            "siembox_vps_audit_ssh_connections_total",
+            &[("status", "success")]
+        ),
+        Some(2.0)
+    );
+}
+
+#[tokio::test]
+async fn hung_server_times_out_and_leaks_nothing() {
+    let f = fixture();
+    // Accepts and never speaks.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let held = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let h = held.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            h.lock().push(s);
+        }
+    });
+    let kh = write(&f.dir, "known_hosts", "# none\n");
+    let ex = Exporter::start(&config(
+        &f.client.private,
+        &kh,
+        "{connection_timeout: 1s, retry_limit: 1, retry_delay: 100ms}",
+        &[format!("{{name: hung, address: \"{addr}\"}}")],
+    ))
+    .await;
+    let started = std::time::Instant::now();
+    let body = debug_probe(&ex, "vps_audit", "hung").await;
+    assert!(body.contains("probe_success 0"), "{body}");
+    assert!(body.contains("failure_reason=timeout"), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(held.lock().len(), 2, "one attempt plus one retry");
+    let m = ex.get("/metrics").await.body;
+    assert_eq!(
+        metric_value(&m, "siembox_vps_audit_connection_pool_active"),
+        Some(0.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric_value(&m, "siembox_vps_audit_connection_pool_open"),
+        Some(0.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric_value(&m, "siembox_vps_audit_audit_queue_size"),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric_value_with(
+            &m,
+            "siembox_vps_audit_ssh_connections_total",
+            &[("status", "failed")]
+        ),
+        Some(2.0)
+    );
+}
+
+#[tokio::test]
+async fn unknown_server_name_is_400_and_nothing_is_contacted() {
+    let f = fixture();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let kh = write(&f.dir, "known_hosts", "# none\n");
+    let ex = Exporter::start(&config(
+        &f.client.private,
+        &kh,
+        "{}",
+        &["{name: web-1, address: \"192.0.2.1:22\"}".to_string()],
+    ))
+    .await;
+    for target in [
+        addr.to_string(),
+        "web-2".to_string(),
+        "127.0.0.1".to_string(),
+    ] {
+        let (status, body) = ex.probe("vps_audit", &target).await;
+        assert_eq!(status, 400, "{target}: {body}");
+        assert!(body.contains("not a configured server name"), "{body}");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(listener.accept().is_err(), "no connection was made");
+    let m = ex.get("/metrics").await.body;
+    assert_eq!(
+        metric_value_with(
+            &m,
+            "siembox_vps_audit_ssh_connections_total",
+            &[("status", "failed")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric_value_with(
+            &m,
+            "siembox_vps_audit_ssh_connections_total",
+            &[("status", "success")]
+        ),
+        Some(0.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_servers_at_once_never_exceed_max_connections() {
+    let f = fixture();
+    let count_dir = f.dir.join("count");
+    std::fs::create_dir_all(&count_dir).unwrap();
+    // Ports first, so the wrapper can count established connections to all three servers.
+    let ports: Vec<u16> = (0..3).map(|_| support::free_port()).collect();
+    let wrapper = counting_wrapper(&count_dir, &ports, "0.3");
+    let mut servers = Vec::new();
+    for _ in 0..3 {
+        servers.push(Sshd::start(SshdOptions {
+            authorized: vec![f.client.public_line.clone()],
+            force_command: Some(wrapper.clone()),
+        }));
+    }
+    // The helper picks its own ports; rebuild the wrapper with the real ones.
+    let ports: Vec<u16> = servers.iter().map(|s| s.port).collect();
+    counting_wrapper(&count_dir, &ports, "0.3");
+    let kh_text: String = servers
+        .iter()
+        .map(|s| s.known_hosts_line() + "\n")
+        .collect();
+    let kh = write(&f.dir, "known_hosts", &kh_text);
+    let names: Vec<String> = (0..30).map(|i| format!("srv-{i:02}")).collect();
+    let entries: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| server(n, &servers[i % 3]))
+        .collect();
+    let ex = Exporter::start(&config(
+        &f.client.private,
+        &kh,
+        "{max_connections: 10, min_connections: 2}",
+        &entries,
+    ))
+    .await;
+    let mut tasks = Vec::new();
+    for n in &names {
+        let url = ex.url(&format!("/probe?module=vps_audit&target={n}"));
+        tasks.push(tokio::spawn(
+            async move { support::get(&url, &[]).await.body },
+        ));
+    }
+    for t in tasks {
+        let body = t.await.unwrap();
+        assert_eq!(metric_value(&body, "probe_success"), Some(1.0), "{body}");
+    }
+    let (sessions, connections, logged) = counted_maxima(&count_dir);
+    assert_eq!(logged, 30, "every audit ran through the wrapper");
+    assert!(sessions <= 10, "{sessions} sessions at once");
+    assert!(connections <= 10, "{connections} connections at once");
+    assert!(sessions >= 3, "audits did run concurrently ({sessions})");
+    let m = ex.get("/metrics").await.body;
+    assert_eq!(
+        metric_value(&m, "siembox_vps_audit_connection_pool_active"),
+        Some(0.0)
+    );
+    assert!(metric_value(&m, "siembox_vps_audit_connection_pool_open").unwrap() <= 10.0);
+    assert_eq!(
+        metric_value_with(
+            &m,
+            "siembox_vps_audit_audits_total",
+            &[("status", "success")]
+        ),
+        Some(30.0)
+    );
+}
+
+#[tokio::test]
+async fn encrypted_key_with_passphrase_file_and_per_server_overrides() {
+    let f = fixture();
+    let enc = KeyPair::generate_with(&f.dir, "enc_ed25519", "correct horse");
+    let sshd = Sshd::start(SshdOptions {
+        authorized: vec![enc.public_line.clone()],
+        ..Default::default()
+    });
+    let kh = write(
+        &f.dir,
+        "known_hosts",
+        &format!("{}\n", sshd.known_hosts_line()),
+    );
+    let pass = write(&f.dir, "passphrase", "correct horse\n");
+    let wrong = write(&f.dir, "wrong_passphrase", "battery staple\n");
+    let good = format!(
+        "{{name: enc, address: \"{}\", private_key_file: {}, passphrase_file: {}}}",
+        sshd.address(),
+        enc.private.display(),
+        pass.display()
+    );
+    let bad = format!(
+        "{{name: enc-bad, address: \"{}\", private_key_file: {}, passphrase_file: {}}}",
+        sshd.address(),
+        enc.private.display(),
+        wrong.display()
+    );
+    let ex = Exporter::start(&config(&f.client.private, &kh, "{}", &[good, bad])).await;
+    let (_, body) = ex.probe("vps_audit", "enc").await;
+    assert_eq!(metric_value(&body, "probe_success"), Some(1.0), "{body}");
+    let body = debug_probe(&ex, "vps_audit", "enc-bad").await;
+    assert!(body.contains("failure_reason=config"), "{body}");
+    assert!(body.contains("wrong passphrase"), "{body}");
+    assert!(
+        !body.contains("battery") && !body.contains("horse"),
+        "no passphrase in output"
+    );
+}
+
+#[tokio::test]
+async fn health_check_replaces_a_dead_pooled_connection() {
+    let f = fixture();
+    let mut sshd = Sshd::start(SshdOptions {
+        authorized: vec![f.client.public_line.clone()],
+        ..Default::default()
+    });
+    let kh = write(
+        &f.dir,
+        "known_hosts",
+        &format!("{}\n", sshd.known_hosts_line()),
+    );
+    let ex = Exporter::start(&config(
+        &f.client.private,
+        &kh,
+        "{health_check_interval: 1s, max_idle_time: 4s, min_connections: 1}",
+        &[server("local", &sshd)],
+    ))
+    .await;
+    let (_, body) = ex.probe("vps_audit", "local").await;
+    assert_eq!(metric_value(&body, "probe_success"), Some(1.0), "{body}");
+    sshd.restart();
+    // Within a few health-check rounds the dead connection is found and replaced.
+    let mut replaced = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let m = ex.get("/metrics").await.body;
+        let ok = metric_value_with(
+            &m,
+            "siembox_vps_audit_ssh_connections_total",
+            &[("status", "success")],
+        );
+        if ok == Some(2.0)
+            && metric_value(&m, "siembox_vps_audit_connection_pool_open") == Some(1.0)
+        {
+            replaced = true;
+            break;
+        }
+    }
+    assert!(replaced, "no replacement connection");
+    // The replacement is the one the next audit uses.
+    let (_, body) = ex.probe("vps_audit", "local").await;
+    assert_eq!(
+        metric_value(&body, "siembox_vps_audit_connection_reused"),
+        Some(1.0),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn cache_for_serves_a_fresh_result_without_auditing_again() {
+    let f = fixture();
+    let sshd = Sshd::start(SshdOptions {
+        authorized: vec![f.client.public_line.clone()],
+        ..Default::default()
+    });
+    let kh = write(
+        &f.dir,
+        "known_hosts",
+        &format!("{}\n", sshd.known_hosts_line()),
+    );
+    let yaml = config(&f.client.private, &kh, "{}", &[server("local", &sshd)]).replace(
+        "    timeout: 60s\n",
+        "    timeout: 60s\n    cache_for: 1m\n",
+    );
+    let ex = Exporter::start(&yaml).await;
+    let (_, first) = ex.probe("vps_audit", "local").await;
+    let (_, second) = ex.probe("vps_audit", "local").await;
+    assert_eq!(
+        metric_value(&second, "probe_success"),
+        Some(1.0),
+        "{second}"
+    );
+    let ts = |b: &str| {
+        metric_value_with(
+            b,
+            "siembox_vps_audit_check_value",
+            &[("check", "memory_usage")],
+        )
+    };
+    assert_eq!(ts(&first), ts(&second), "the same result");
+    let m = ex.get("/metrics").await.body;
+    assert_eq!(
+        metric_value_with(
+            &m,
+            "siembox_vps_audit_audits_total",
+            &[("status", "success")]
+        ),
+        Some(1.0),
+        "{m}"
+    );
+}

@@ -1,0 +1,231 @@
+//! A real OpenSSH server (/usr/sbin/sshd) on a free loopback port with a temporary host key and
+//! authorized_keys, LogLevel DEBUG to a file. Runs as the current user (root in CI containers),
+//! with StrictModes and PAM off so temporary files are accepted.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// An ed25519 key pair made with ssh-keygen in a temp dir (no passphrase unless asked).
+pub struct KeyPair {
+    pub private: PathBuf,
+    pub public_line: String,
+}
+
+impl KeyPair {
+    pub fn generate(dir: &Path, name: &str) -> KeyPair {
+        Self::generate_with(dir, name, "")
+    }
+
+    pub fn generate_with(dir: &Path, name: &str, passphrase: &str) -> KeyPair {
+        let private = dir.join(name);
+        let _ = std::fs::remove_file(&private);
+        let st = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", passphrase, "-C", name, "-f"])
+            .arg(&private)
+            .status()
+            .expect("ssh-keygen runs");
+        assert!(st.success(), "ssh-keygen failed");
+        let public_line = std::fs::read_to_string(private.with_extension("pub"))
+            .unwrap_or_else(|_| {
+                std::fs::read_to_string(format!("{}.pub", private.display())).unwrap()
+            })
+            .trim()
+            .to_string();
+        KeyPair {
+            private,
+            public_line,
+        }
+    }
+
+    /// `ssh-ed25519 AAAA…` without the comment.
+    pub fn public_key(&self) -> String {
+        self.public_line
+            .split(' ')
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The SHA256 fingerprint as ssh-keygen prints it (`SHA256:…`).
+    pub fn fingerprint(&self) -> String {
+        let out = Command::new("ssh-keygen")
+            .arg("-l")
+            .arg("-f")
+            .arg(format!("{}.pub", self.private.display()))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_string()
+    }
+}
+
+#[derive(Default, Clone)]
+pub struct SshdOptions {
+    /// Public keys allowed to log in.
+    pub authorized: Vec<String>,
+    /// A `ForceCommand` wrapper (e.g. to count sessions); it must run "$SSH_ORIGINAL_COMMAND".
+    pub force_command: Option<PathBuf>,
+}
+
+pub struct Sshd {
+    pub port: u16,
+    pub dir: PathBuf,
+    pub host_key: KeyPair,
+    config: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Sshd {
+    pub fn start(opts: SshdOptions) -> Sshd {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let host_key = KeyPair::generate(&dir, "host_ed25519");
+        let port = super::free_port();
+        let mut auth = std::fs::File::create(dir.join("authorized_keys")).unwrap();
+        for k in &opts.authorized {
+            writeln!(auth, "{k}").unwrap();
+        }
+        let config = dir.join("sshd_config");
+        let mut c = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {d}/sshd.pid\n\
+             AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\nPermitRootLogin yes\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nLogLevel DEBUG\n\
+             MaxStartups 500\nMaxSessions 100\nMaxAuthTries 20\n",
+            hk = host_key.private.display(),
+            d = dir.display()
+        );
+        if let Some(fc) = &opts.force_command {
+            c.push_str(&format!("ForceCommand {}\n", fc.display()));
+        }
+        std::fs::write(&config, c).unwrap();
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let log = dir.join("sshd.log");
+        let mut sshd = Sshd {
+            port,
+            dir,
+            host_key,
+            config,
+            log,
+            child: None,
+        };
+        sshd.spawn();
+        sshd
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("/usr/sbin/sshd")
+            .arg("-D")
+            .arg("-f")
+            .arg(&self.config)
+            .arg("-E")
+            .arg(&self.log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("/usr/sbin/sshd starts (apt-get install openssh-server)");
+        self.child = Some(child);
+        let until = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < until,
+                "sshd did not listen on {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the listener and every per-connection sshd of this instance (pooled connections
+    /// die with them).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Per-connection children outlive the listener: end the ones serving this port.
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "for p in $(ss -Htnp state established '( sport = :{} )' | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do kill $p; done",
+                self.port
+            ))
+            .status();
+    }
+
+    /// Starts again on the same port with the same host key.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// `[127.0.0.1]:port ssh-ed25519 AAAA…`, the known_hosts line for this server.
+    pub fn known_hosts_line(&self) -> String {
+        format!("[127.0.0.1]:{} {}", self.port, self.host_key.public_key())
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A ForceCommand wrapper that records, at the start of every session, how many sessions run at
+/// once (across every sshd using the same `dir`) and how many SSH connections are established to
+/// `ports`, then holds the session `hold` seconds so overlaps show.
+pub fn counting_wrapper(dir: &Path, ports: &[u16], hold: &str) -> PathBuf {
+    std::fs::create_dir_all(dir.join("sessions")).unwrap();
+    let filter = ports
+        .iter()
+        .map(|p| format!("sport = :{p}"))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let script = format!(
+        "#!/bin/sh\nd={d}\ntouch $d/sessions/$$\n\
+         s=$(ls $d/sessions | wc -l)\n\
+         c=$(ss -Htn state established '( {filter} )' | wc -l)\n\
+         echo \"$s $c\" >> $d/counts.log\n\
+         sleep {hold}\n\
+         sh -c \"$SSH_ORIGINAL_COMMAND\"\nrc=$?\nrm -f $d/sessions/$$\nexit $rc\n",
+        d = dir.display()
+    );
+    let path = dir.join("wrap.sh");
+    std::fs::write(&path, script).unwrap();
+    Command::new("chmod")
+        .arg("755")
+        .arg(&path)
+        .status()
+        .unwrap();
+    path
+}
+
+/// The (sessions, connections) maxima the counting wrapper saw, and how many sessions it logged.
+pub fn counted_maxima(dir: &Path) -> (usize, usize, usize) {
+    let text = std::fs::read_to_string(dir.join("counts.log")).unwrap_or_default();
+    let mut max = (0, 0, 0);
+    for line in text.lines() {
+        let mut it = line
+            .split_whitespace()
+            .filter_map(|v| v.parse::<usize>().ok());
+        if let (Some(s), Some(c)) = (it.next(), it.next()) {
+            max.0 = max.0.max(s);
+            max.1 = max.1.max(c);
+            max.2 += 1;
+        }
+    }
+    max
+}
