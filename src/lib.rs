@@ -4,8 +4,10 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod limits;
 pub mod metrics;
 pub mod probe;
+pub mod schedule;
 pub mod server;
 
 pub use app::{App, AppOptions};

@@ -48,6 +48,7 @@ fn main() -> std::process::ExitCode {
 async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     let options = AppOptions {
         timeout_offset: Duration::from_secs_f64(cli.timeout_offset.max(0.0)),
+        schedule_shard: cli.schedule_shard,
     };
     let app = App::new(config, cli.config_file.clone(), options);
     let listener = tokio::net::TcpListener::bind(cli.listen_address)
