@@ -291,8 +291,7 @@ async fn run_target(app: Weak<App>, t: Arc<ScheduledTarget>) {
                 .modules
                 .get(&t.module)
                 .and_then(|m| m.timeout)
-                .map_or(interval, |d| d.get())
-                .min(interval);
+                .map_or(interval, |d| d.get());
             // Boxed: the probe's state lives on the heap only while it runs, keeping thousands
             // of idle target tasks small.
             let outcome = Box::pin(app.probe_with(

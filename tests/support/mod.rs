@@ -2,6 +2,8 @@
 //! free ports. Helpers that start real servers (sshd, nginx, DNS, …) live in sibling modules.
 #![allow(dead_code)]
 
+pub mod slow_server;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
