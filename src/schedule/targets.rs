@@ -284,4 +284,22 @@ mod tests {
         std::fs::write(dir.path().join("a.json"), "[{").unwrap();
         assert_eq!(expand(&config, Shard::default(), &mut cache, 128).len(), 4);
     }
+
+    #[test]
+    fn jobs_without_targets_or_with_directory_wildcards_are_config_errors() {
+        let e = Config::from_yaml_str(
+            "modules: {t: {prober: tcp}}\nschedule:\n  - {module: t, interval: 1m}\n",
+            "x.yml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("needs targets, file_sd or servers"), "{e}");
+        let e = Config::from_yaml_str(
+            "modules: {t: {prober: tcp}}\nschedule:\n  - {module: t, interval: 1m, file_sd: ['/etc/*/x.yml']}\n",
+            "x.yml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("only allowed in the file name"), "{e}");
+    }
 }
