@@ -103,7 +103,7 @@ pub(super) fn validate(config: &Config, text: &str) -> Vec<ConfigProblem> {
         if job.targets.is_empty() && job.file_sd.is_empty() && job.servers.is_none() {
             report(
                 "module",
-                format!("{at}"),
+                at.clone(),
                 "a schedule job needs targets, file_sd or servers".into(),
             );
         }
