@@ -2,8 +2,11 @@
 //! shared prober state, behind one `Arc` that every request handler holds.
 
 use crate::config::{Config, ConfigError};
+use crate::limits::single_flight::SingleFlight;
+use crate::limits::{Limiter, Priority};
 use crate::metrics::SelfMetrics;
 use crate::probe::{run_probe, ProbeEnv, ProbeOutcome, ProbeRequest};
+use crate::schedule::{Scheduler, Shard};
 use arc_swap::ArcSwap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,12 +18,15 @@ use tokio::time::Instant;
 pub struct AppOptions {
     /// Subtracted from Prometheus' scrape timeout to leave time to answer.
     pub timeout_offset: Duration,
+    /// `--schedule.shard`: which share of the scheduled targets this replica runs.
+    pub schedule_shard: Shard,
 }
 
 impl Default for AppOptions {
     fn default() -> Self {
         AppOptions {
             timeout_offset: Duration::from_millis(500),
+            schedule_shard: Shard::default(),
         }
     }
 }
@@ -31,6 +37,12 @@ pub struct App {
     pub options: AppOptions,
     pub metrics: SelfMetrics,
     pub env: ProbeEnv,
+    /// Concurrency, queue and rate limits in front of every probe.
+    pub limiter: Limiter,
+    /// Shares identical in-flight probes; holds `cache_for` results.
+    pub flights: SingleFlight,
+    /// Scheduled jobs and their latest results.
+    pub scheduler: Scheduler,
 }
 
 impl App {
@@ -44,13 +56,21 @@ impl App {
         crate::probe::pools::register(metrics.registry_mut(), &env.pools);
         env.auditor.apply_config(&config);
         crate::audit::metrics::register(metrics.registry_mut(), env.auditor.clone());
-        Arc::new(App {
+        let limiter = Limiter::new(&config.limits, metrics.registry_mut());
+        let scheduler = Scheduler::new(options.schedule_shard, &config, metrics.registry_mut());
+        let app = Arc::new(App {
             config: ArcSwap::from_pointee(config),
             config_path,
             options,
             metrics,
             env,
-        })
+            limiter,
+            flights: SingleFlight::new(),
+            scheduler,
+        });
+        app.scheduler.start(&app);
+        spawn_housekeeping(&app);
+        app
     }
 
     pub fn config(&self) -> Arc<Config> {
@@ -78,9 +98,13 @@ impl App {
                     tracing::warn!(problem = w, "configuration warning");
                 }
                 self.env.auditor.apply_config(&config);
-                self.config.store(Arc::new(config));
+                let config = Arc::new(config);
+                self.config.store(config.clone());
                 self.env.config_changed();
-                self.env.pools.retain_modules(&self.config().modules);
+                self.env.pools.retain_modules(&config.modules);
+                self.limiter.apply(&config.limits);
+                self.flights.clear_cache();
+                self.scheduler.restart(&config);
                 self.metrics.reload_successful.set(1);
                 self.metrics.reload_success_timestamp.set(unix_now());
                 tracing::info!(file = ?self.config_path, "configuration reloaded");
@@ -95,7 +119,7 @@ impl App {
         }
     }
 
-    /// Runs `module_name` against `target` within `timeout` and counts the result.
+    /// Runs `module_name` against `target` within `timeout` as an on-scrape request.
     pub async fn probe(
         &self,
         config: &Config,
@@ -104,21 +128,67 @@ impl App {
         hostname: Option<&str>,
         timeout: Duration,
     ) -> Arc<ProbeOutcome> {
+        self.probe_with(
+            config,
+            module_name,
+            target,
+            hostname,
+            timeout,
+            Priority::OnScrape,
+        )
+        .await
+    }
+
+    /// The probe path: an identical probe in flight or a fresh `cache_for` result is shared;
+    /// otherwise the limits admit (or refuse) the probe, which then runs and is counted.
+    pub async fn probe_with(
+        &self,
+        config: &Config,
+        module_name: &str,
+        target: &str,
+        hostname: Option<&str>,
+        timeout: Duration,
+        priority: Priority,
+    ) -> Arc<ProbeOutcome> {
         let Some(module) = config.modules.get(module_name) else {
             return Arc::new(crate::probe::refused(
                 crate::probe::recorder::FailureReason::Config,
                 format!("unknown module {module_name:?}"),
             ));
         };
-        let req = ProbeRequest {
-            target,
-            module_name,
-            module,
-            deadline: Instant::now() + timeout,
-            config,
-            hostname,
+        let deadline = Instant::now() + timeout;
+        let key = SingleFlight::key(module_name, target, hostname);
+        let cache_for = module.cache_for.map(|d| d.get());
+        let (outcome, _served) = self
+            .flights
+            .run(key, cache_for, deadline, || async {
+                let req = ProbeRequest {
+                    target,
+                    module_name,
+                    module,
+                    deadline,
+                    config,
+                    hostname,
+                };
+                self.limited_probe(&req, priority).await
+            })
+            .await;
+        outcome
+    }
+
+    async fn limited_probe(&self, req: &ProbeRequest<'_>, priority: Priority) -> Arc<ProbeOutcome> {
+        let (module_name, module, target) = (req.module_name, req.module, req.target);
+        let outcome = match self
+            .limiter
+            .acquire(module.prober, target, priority, req.deadline)
+            .await
+        {
+            Ok(_permit) => run_probe(req, &self.env).await,
+            Err(rejected) => crate::probe::refused(
+                crate::probe::recorder::FailureReason::RejectedByLimit,
+                rejected.message,
+            ),
         };
-        let outcome = run_probe(&req, &self.env).await;
         self.metrics.record_probe(
             module_name,
             module.prober.as_str(),
@@ -143,4 +213,21 @@ fn unix_now() -> f64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
+}
+
+/// Periodic upkeep: forget rate-limit state of idle hosts so distinct hosts cannot grow memory.
+fn spawn_housekeeping(app: &Arc<App>) {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return;
+    }
+    let weak = Arc::downgrade(app);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        every.tick().await;
+        loop {
+            every.tick().await;
+            let Some(app) = weak.upgrade() else { return };
+            app.limiter.forget_idle_hosts();
+        }
+    });
 }

@@ -55,6 +55,11 @@ pub struct Cli {
     #[arg(long = "timeout-offset", value_name = "SECONDS", default_value_t = 0.5)]
     pub timeout_offset: f64,
 
+    /// Run only this replica's share of the scheduled targets: replica i (0-based) of n, by a
+    /// stable hash of module and target, so n replicas cover every target exactly once.
+    #[arg(long = "schedule.shard", value_name = "I/N", default_value = "0/1")]
+    pub schedule_shard: crate::schedule::Shard,
+
     /// Only log messages with the given severity or above: debug, info, warn, error.
     #[arg(long = "log.level", value_name = "LEVEL", default_value = "info")]
     pub log_level: String,

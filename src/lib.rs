@@ -5,8 +5,10 @@ pub mod app;
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod limits;
 pub mod metrics;
 pub mod probe;
+pub mod schedule;
 pub mod server;
 
 pub use app::{App, AppOptions};

@@ -61,6 +61,7 @@ fn main() -> std::process::ExitCode {
 async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     let options = AppOptions {
         timeout_offset: Duration::from_secs_f64(cli.timeout_offset.max(0.0)),
+        schedule_shard: cli.schedule_shard,
     };
     let web = match &cli.web_config_file {
         Some(path) => Some(std::sync::Arc::new(

@@ -21,6 +21,7 @@ cargo build --release --locked -q
 OURS=target/release/siembox-exporter
 
 work=$(mktemp -d)
+chmod 755 "$work"   # nginx workers run as nobody when started as root
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT

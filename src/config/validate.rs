@@ -195,6 +195,23 @@ pub(super) fn validate(config: &Config, text: &str) -> Vec<ConfigProblem> {
             }
             Some(_) => {}
         }
+        if job.targets.is_empty() && job.file_sd.is_empty() && job.servers.is_none() {
+            report(
+                "module",
+                at.clone(),
+                "a schedule job needs targets, file_sd or servers".into(),
+            );
+        }
+        for pattern in &job.file_sd {
+            let dir = std::path::Path::new(pattern).parent();
+            if dir.is_some_and(|d| d.to_string_lossy().contains(['*', '?'])) {
+                report(
+                    "file_sd",
+                    format!("{at}.file_sd"),
+                    format!("{pattern:?}: wildcards are only allowed in the file name"),
+                );
+            }
+        }
         if job.interval.get().is_zero() {
             report(
                 "interval",

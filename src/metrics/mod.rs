@@ -1,7 +1,9 @@
 //! The exporter's own metrics (prometheus-client registry) and the exposition of `/metrics`.
 
+pub mod cardinality;
 mod exposition;
 mod process;
+pub mod results;
 
 pub use exposition::openmetrics_to_text;
 

@@ -66,7 +66,14 @@ pub async fn handle<B>(app: &Arc<App>, req: &Request<B>) -> Reply {
         Err(e) => return plain(StatusCode::BAD_REQUEST, format!("{e}\n")),
     };
     let outcome = app
-        .probe(&config, &module_name, &target, hostname.as_deref(), timeout)
+        .probe_with(
+            &config,
+            &module_name,
+            &target,
+            hostname.as_deref(),
+            timeout,
+            crate::limits::Priority::OnScrape,
+        )
         .await;
     if outcome.failure == Some(FailureReason::Denied) {
         let why = outcome
@@ -165,17 +172,16 @@ pub fn metrics<B>(app: &Arc<App>, req: &Request<B>) -> Reply {
     let format = Format::from_accept(req.headers().get(ACCEPT).and_then(|v| v.to_str().ok()));
     let mut om = String::with_capacity(16 * 1024);
     app.metrics.encode_openmetrics(&mut om);
-    match format {
-        Format::OpenMetrics => {
-            om.push_str("# EOF\n");
-            Reply::new(StatusCode::OK, format.content_type(), om)
-        }
-        Format::Text => Reply::new(
-            StatusCode::OK,
-            format.content_type(),
-            openmetrics_to_text(&om),
-        ),
+    let mut body = match format {
+        Format::OpenMetrics => om,
+        Format::Text => openmetrics_to_text(&om),
+    };
+    // Scheduled results are encoded straight in the asked format (they can be large).
+    app.scheduler.results.encode(&mut body, format);
+    if format == Format::OpenMetrics {
+        body.push_str("# EOF\n");
     }
+    Reply::new(StatusCode::OK, format.content_type(), body)
 }
 
 /// Keeps a user-supplied value on one short line in error messages.

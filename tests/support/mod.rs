@@ -9,6 +9,7 @@ pub mod dnsmasq;
 pub mod grpc_server;
 pub mod http_server;
 pub mod redis_tls;
+pub mod slow_server;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
