@@ -310,7 +310,11 @@ async fn exhaustion_case(server: Server, slow: &str) {
         admin_login(server)
     );
     let ex = Exporter::start(&config(&[module("one", server, "10s", &extra)])).await;
-    let url = ex.url(&format!("/probe?module=one&target={}", address(server)));
+    // A distinct `hostname` keeps single-flight from merging the two probes into one.
+    let url = ex.url(&format!(
+        "/probe?module=one&target={}&hostname=holder",
+        address(server)
+    ));
     let holder = tokio::spawn(async move { support::get(&url, &[]).await.body });
     // Let the first probe take the connection (connecting included).
     let t = server_type(server);
@@ -647,8 +651,9 @@ async fn shrink_case(min_idle: usize) -> (f64, f64) {
     );
     let ex = Exporter::start(&config(&[module("pg", Server::Postgres, "5s", &extra)])).await;
     let burst: Vec<_> = (0..3)
-        .map(|_| {
-            let url = ex.url(&format!("/probe?module=pg&target={}", db::PG));
+        .map(|i| {
+            // Distinct hostnames: three probes, not one shared by single-flight.
+            let url = ex.url(&format!("/probe?module=pg&target={}&hostname=b{i}", db::PG));
             tokio::spawn(async move { support::get(&url, &[]).await.body })
         })
         .collect();
