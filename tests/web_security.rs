@@ -162,7 +162,7 @@ fn invalid_web_config_names_the_field() {
     .unwrap();
     let e = WebSecurity::load(&p).err().unwrap().to_string();
     assert!(
-        e.contains("web.yml:2") && e.contains("/nonexistent.pem"),
+        e.contains("web.yml") && e.contains("tls_server_config") && e.contains("/nonexistent.pem"),
         "{e}"
     );
 }
