@@ -93,9 +93,9 @@ for scenario in "http_2xx http://127.0.0.1:$NGINX_PORT/" "tcp_connect 127.0.0.1:
     bb_rss=$(awk -v k="$(hwm_kb $BB_PID)" 'BEGIN{printf "%.1f", k/1024}')
     our_rss=$(awk -v k="$(hwm_kb $OUR_PID)" 'BEGIN{printf "%.1f", k/1024}')
     awk -v m="$module" -v c="$conns" -v br="$bb_rps" -v b5="$bb_p50" -v b9="$bb_p99" -v bm="$bb_rss" \
-        -v or="$our_rps" -v o5="$our_p50" -v o9="$our_p99" -v om="$our_rss" 'BEGIN {
+        -v orps="$our_rps" -v o5="$our_p50" -v o9="$our_p99" -v om="$our_rss" 'BEGIN {
       printf "%-12s %5d | %10.0f %8.2f %8.2f %8.1f | %10.0f %8.2f %8.2f %8.1f | %6.2f %6.2f %6.2f %6.2f\n",
-        m, c, br, b5, b9, bm, or, o5, o9, om, or/br, (b9>0?o9/b9:0), (b5>0?o5/b5:0), (bm>0?om/bm:0) }'
+        m, c, br, b5, b9, bm, orps, o5, o9, om, orps/br, (b9>0?o9/b9:0), (b5>0?o5/b5:0), (bm>0?om/bm:0) }'
     if [ "${bb_err%.*}" != 0 ] || [ "${our_err%.*}" != 0 ]; then echo "  note: non-2xx answers: blackbox ${bb_err}, ours ${our_err}"; fi
   done
 done
