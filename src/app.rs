@@ -2,6 +2,7 @@
 //! shared prober state, behind one `Arc` that every request handler holds.
 
 use crate::config::{Config, ConfigError};
+use crate::history::ProbeHistory;
 use crate::metrics::SelfMetrics;
 use crate::probe::{run_probe, ProbeEnv, ProbeOutcome, ProbeRequest};
 use arc_swap::ArcSwap;
@@ -31,6 +32,8 @@ pub struct App {
     pub options: AppOptions,
     pub metrics: SelfMetrics,
     pub env: ProbeEnv,
+    /// Recent outcomes per (module, target) for the status page and `/logs`.
+    pub history: ProbeHistory,
 }
 
 impl App {
@@ -46,6 +49,7 @@ impl App {
             options,
             metrics,
             env: ProbeEnv::new(),
+            history: ProbeHistory::default(),
         })
     }
 
@@ -66,6 +70,8 @@ impl App {
         };
         match loaded {
             Ok(config) => {
+                self.history
+                    .retain_modules(|m| config.modules.contains_key(m));
                 self.config.store(Arc::new(config));
                 self.env.config_changed();
                 self.metrics.reload_successful.set(1);
@@ -121,7 +127,9 @@ impl App {
                 "probe failed"
             );
         }
-        Arc::new(outcome)
+        let outcome = Arc::new(outcome);
+        self.history.record(module_name, target, &outcome);
+        outcome
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod history;
 pub mod metrics;
 pub mod probe;
 pub mod server;
