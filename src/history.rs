@@ -255,7 +255,7 @@ impl ProbeHistory {
             all.select_nth_unstable_by(limit, |a, b| b.0.cmp(&a.0));
             all.truncate(limit);
         }
-        all.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        all.sort_unstable_by_key(|a| std::cmp::Reverse(a.0));
         let out = all
             .into_iter()
             .map(|(_, m, t, e)| snapshot(m, t, e))

@@ -208,11 +208,17 @@ fn sparkline(out: &mut String, records: &[Record]) {
         let _ = write!(out, "{x:.1},{y:.1} ");
     }
     out.push_str("\"/>");
-    for (i, r) in recs.iter().enumerate().filter(|(_, r)| !r.success) {
+    // Failures as red dots; a lone success as a blue one (a one-point line does not show).
+    for (i, r) in recs.iter().enumerate() {
+        let fill = match (r.success, recs.len()) {
+            (false, _) => "#c62828",
+            (true, 1) => "#3367d6",
+            (true, _) => continue,
+        };
         let (x, y) = point(i, r);
         let _ = write!(
             out,
-            "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"2\" fill=\"#c62828\"/>"
+            "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"2\" fill=\"{fill}\"/>"
         );
     }
     out.push_str("</svg>");

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod blackbox;
+pub mod chromium;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
