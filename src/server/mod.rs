@@ -4,6 +4,8 @@ mod logs;
 mod probe;
 mod respond;
 mod status;
+
+pub use status::page as status_page;
 pub mod web_config;
 
 use crate::app::App;

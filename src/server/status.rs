@@ -12,9 +12,9 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 /// Rows of the targets table; the page stays small whatever the history holds.
-const MAX_TARGET_ROWS: usize = 200;
+const MAX_TARGET_ROWS: usize = 100;
 /// Points of a sparkline.
-const SPARK_POINTS: usize = 40;
+const SPARK_POINTS: usize = 30;
 const SPARK_W: usize = 120;
 const SPARK_H: usize = 20;
 
@@ -197,29 +197,37 @@ fn sparkline(out: &mut String, records: &[Record]) {
     } else {
         0.0
     };
+    // Whole-pixel coordinates keep a row's SVG a few hundred bytes.
     let point = |i: usize, r: &Record| {
         let x = 2.0 + i as f64 * step;
         let y = (SPARK_H - 2) as f64 - (r.duration_us as f64 / max) * (SPARK_H - 4) as f64;
-        (x, y)
+        (x.round() as u32, y.round() as u32)
     };
     out.push_str("<polyline fill=\"none\" stroke=\"#3367d6\" stroke-width=\"1.2\" points=\"");
     for (i, r) in recs.iter().enumerate() {
         let (x, y) = point(i, r);
-        let _ = write!(out, "{x:.1},{y:.1} ");
+        let _ = write!(out, "{x},{y} ");
     }
     out.push_str("\"/>");
-    // Failures as red dots; a lone success as a blue one (a one-point line does not show).
-    for (i, r) in recs.iter().enumerate() {
-        let fill = match (r.success, recs.len()) {
-            (false, _) => "#c62828",
-            (true, 1) => "#3367d6",
-            (true, _) => continue,
-        };
-        let (x, y) = point(i, r);
-        let _ = write!(
-            out,
-            "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"2\" fill=\"{fill}\"/>"
-        );
+    // Failures as red dots (zero-length round-capped strokes, one path for all); a lone success
+    // as a blue dot, since a one-point line does not show.
+    for (color, failed) in [("#c62828", true), ("#3367d6", false)] {
+        let mut dots = recs
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.success != failed && (failed || recs.len() == 1))
+            .peekable();
+        if dots.peek().is_none() {
+            continue;
+        }
+        out.push_str("<path stroke-linecap=\"round\" stroke-width=\"4\" stroke=\"");
+        out.push_str(color);
+        out.push_str("\" d=\"");
+        for (i, r) in dots {
+            let (x, y) = point(i, r);
+            let _ = write!(out, "M{x},{y}h0");
+        }
+        out.push_str("\"/>");
     }
     out.push_str("</svg>");
 }
