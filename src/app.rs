@@ -2,6 +2,7 @@
 //! shared prober state, behind one `Arc` that every request handler holds.
 
 use crate::config::{Config, ConfigError};
+use crate::history::ProbeHistory;
 use crate::limits::single_flight::SingleFlight;
 use crate::limits::{Limiter, Priority};
 use crate::metrics::SelfMetrics;
@@ -43,6 +44,8 @@ pub struct App {
     pub flights: SingleFlight,
     /// Scheduled jobs and their latest results.
     pub scheduler: Scheduler,
+    /// Recent outcomes per (module, target) for the status page and `/logs`.
+    pub history: ProbeHistory,
 }
 
 impl App {
@@ -67,6 +70,7 @@ impl App {
             limiter,
             flights: SingleFlight::new(),
             scheduler,
+            history: ProbeHistory::default(),
         });
         app.scheduler.start(&app);
         spawn_housekeeping(&app);
@@ -98,6 +102,8 @@ impl App {
                     tracing::warn!(problem = w, "configuration warning");
                 }
                 self.env.auditor.apply_config(&config);
+                self.history
+                    .retain_modules(|m| config.modules.contains_key(m));
                 let config = Arc::new(config);
                 self.config.store(config.clone());
                 self.env.config_changed();
@@ -204,7 +210,9 @@ impl App {
                 "probe failed"
             );
         }
-        Arc::new(outcome)
+        let outcome = Arc::new(outcome);
+        self.history.record(module_name, target, &outcome);
+        outcome
     }
 }
 

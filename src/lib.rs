@@ -5,6 +5,7 @@ pub mod app;
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod history;
 pub mod limits;
 pub mod metrics;
 pub mod probe;

@@ -1,7 +1,11 @@
 //! The HTTP listener: routing to the endpoint handlers, response compression, graceful shutdown.
 
+mod logs;
 mod probe;
 mod respond;
+mod status;
+
+pub use status::page as status_page;
 pub mod web_config;
 
 use crate::app::App;
@@ -140,42 +144,15 @@ async fn route(app: &Arc<App>, req: &Request<Incoming>) -> Reply {
             "text/plain; charset=utf-8",
             app.config().redacted_yaml(),
         ),
-        (&Method::GET | &Method::HEAD, "/") => {
-            Reply::new(StatusCode::OK, "text/html; charset=utf-8", status_page(app))
-        }
-        (_, "/probe" | "/metrics" | "/-/healthy" | "/-/ready" | "/config" | "/") => {
+        (&Method::GET | &Method::HEAD, "/logs") => logs::handle(app, req),
+        (&Method::GET | &Method::HEAD, "/") => Reply::new(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            status::page(app),
+        ),
+        (_, "/probe" | "/metrics" | "/-/healthy" | "/-/ready" | "/config" | "/logs" | "/") => {
             plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
         }
         _ => plain(StatusCode::NOT_FOUND, "not found\n"),
     }
-}
-
-fn status_page(app: &App) -> String {
-    let config = app.config();
-    let mut modules = String::new();
-    for (name, m) in &config.modules {
-        let timeout = m
-            .timeout
-            .map(|t| t.to_string())
-            .unwrap_or_else(|| "scrape timeout".into());
-        modules.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-            html_escape(name),
-            m.prober.as_str(),
-            html_escape(&timeout)
-        ));
-    }
-    format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>siembox-exporter</title></head><body>\n\
-         <h1>siembox-exporter</h1>\n<p><a href=\"/metrics\">Metrics</a> · <a href=\"/config\">Configuration</a> · \
-         <a href=\"/probe?target=localhost:9847&amp;module=tcp_connect&amp;debug=true\">Example probe</a></p>\n\
-         <h2>Modules</h2>\n<table><tr><th>module</th><th>prober</th><th>timeout</th></tr>\n{modules}</table>\n</body></html>\n"
-    )
-}
-
-pub(crate) fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }

@@ -4,10 +4,12 @@
 
 pub mod blackbox;
 pub mod certs;
+pub mod chromium;
 pub mod db;
 pub mod dnsmasq;
 pub mod grpc_server;
 pub mod http_server;
+pub mod prometheus;
 pub mod redis_tls;
 pub mod slow_server;
 
