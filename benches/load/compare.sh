@@ -64,9 +64,32 @@ wait_http "http://127.0.0.1:$OUR_PORT/-/healthy"
 
 # wrk's latency lines are like "99%   12.34ms"; normalise to milliseconds.
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000} print v}'; }
+# Every request is a distinct probe: without this, siembox-exporter's single-flight would merge
+# concurrent identical requests into one probe and the comparison would flatter it. http targets
+# get a changing query string (nginx ignores it), tcp ones a changing `hostname` parameter (no
+# effect on either exporter's tcp probe).
+cat > "$work/distinct.lua" <<'LUA'
+local threads = 0
+setup = function(thread)
+  thread:set("id", threads)
+  threads = threads + 1
+end
+local counter = 0
+request = function()
+  counter = counter + 1
+  local n = tostring(id or 0) .. "-" .. counter
+  local path = wrk.path
+  if string.find(path, "module=http", 1, true) then
+    path = path .. "%3Fn%3D" .. n
+  else
+    path = path .. "&hostname=n" .. n
+  end
+  return wrk.format("GET", path)
+end
+LUA
 run_wrk() { # port module target conns → "rps p50ms p99ms errors"
   local out
-  out=$(wrk -t"$THREADS" -c"$4" -d"${DURATION}s" --latency "http://127.0.0.1:$1/probe?module=$2&target=$3")
+  out=$(wrk -t"$THREADS" -c"$4" -d"${DURATION}s" --latency -s "$work/distinct.lua" "http://127.0.0.1:$1/probe?module=$2&target=$3")
   local rps p50 p99 non2xx
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out" | to_ms)
