@@ -1,6 +1,7 @@
 //! siembox-exporter as a library: the binary, the tests and the benchmarks all drive the same
 //! `App` in-process.
 
+pub mod alloc;
 pub mod app;
 pub mod audit;
 pub mod cli;

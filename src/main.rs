@@ -8,6 +8,7 @@ use siembox_exporter::{App, AppOptions, Config};
 use std::time::Duration;
 
 fn main() -> std::process::ExitCode {
+    siembox_exporter::alloc::return_large_buffers_to_the_os();
     let cli = Cli::parse();
     if let Some(shell) = cli.completions {
         siembox_exporter::cli::write_completions(shell, &mut std::io::stdout());

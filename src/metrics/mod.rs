@@ -18,20 +18,20 @@ use std::sync::atomic::AtomicU64;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProbeResultLabels {
     pub module: String,
-    pub prober: String,
+    pub prober: &'static str,
     pub result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ModuleLabels {
     pub module: String,
-    pub prober: String,
+    pub prober: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FailureLabels {
     pub module: String,
-    pub prober: String,
+    pub prober: &'static str,
     pub reason: &'static str,
 }
 
@@ -149,20 +149,20 @@ impl SelfMetrics {
     pub fn record_probe(
         &self,
         module: &str,
-        prober: &str,
+        prober: &'static str,
         success: bool,
         seconds: f64,
         reason: Option<&'static str>,
     ) {
         let labels = ModuleLabels {
             module: module.to_string(),
-            prober: prober.to_string(),
+            prober,
         };
         self.probe_duration.get_or_create(&labels).observe(seconds);
         self.probes
             .get_or_create(&ProbeResultLabels {
                 module: labels.module.clone(),
-                prober: labels.prober.clone(),
+                prober,
                 result: if success { "success" } else { "failure" },
             })
             .inc();
@@ -170,7 +170,7 @@ impl SelfMetrics {
             self.probe_failures
                 .get_or_create(&FailureLabels {
                     module: labels.module,
-                    prober: labels.prober,
+                    prober,
                     reason,
                 })
                 .inc();

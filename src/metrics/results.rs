@@ -1,6 +1,12 @@
 //! The latest outcome of every scheduled target, exposed on `/metrics` with its labels, under a
 //! series cap per metric family (SPEC §7): over the cap, new series are dropped and counted in
 //! `siembox_cardinality_dropped_series_total{family}`, with one warning per family.
+//!
+//! A result is stored rendered, not as its `ProbeOutcome`: each admitted sample becomes the tail of
+//! its exposition line (`,phase="connect"} 0.0012` after the target's own labels), so a target
+//! costs about the size of its text (a tenth of the outcome with its log lines), and encoding
+//! `/metrics` is copying. The metric name, the target's labels and the format's counter suffix
+//! are added when encoding.
 
 use crate::probe::recorder::{escape_label_value, write_value, Family, Format, MetricKind};
 use crate::probe::ProbeOutcome;
@@ -53,20 +59,85 @@ impl SeriesLabels {
     }
 }
 
+/// Name, help and type of a metric family, stored once for all targets.
+struct FamilyMeta {
+    name: &'static str,
+    help: &'static str,
+    kind: MetricKind,
+}
+
+/// One family's admitted samples within a target's rendered text.
+struct Span {
+    /// Index into `Inner::families`.
+    family: u16,
+    /// Samples admitted (each one line of `Entry::lines`).
+    admitted: u32,
+    /// End of this family's lines in `Entry::lines`; the previous span's end is the start.
+    end: u32,
+}
+
 struct Entry {
     labels: Arc<SeriesLabels>,
-    outcome: Arc<ProbeOutcome>,
-    /// Samples admitted per family of `outcome` (same order as `outcome.families`).
-    admitted: Vec<usize>,
+    /// Line tails of every admitted sample, family after family (see the module comment).
+    lines: String,
+    spans: Vec<Span>,
+}
+
+impl Entry {
+    fn admitted(&self, family: u16) -> usize {
+        self.spans
+            .iter()
+            .find(|s| s.family == family)
+            .map_or(0, |s| s.admitted as usize)
+    }
+
+    /// Each span with its lines.
+    fn spans(&self) -> impl Iterator<Item = (&Span, &str)> {
+        let mut start = 0;
+        self.spans.iter().map(move |s| {
+            let text = &self.lines[start..s.end as usize];
+            start = s.end as usize;
+            (s, text)
+        })
+    }
 }
 
 #[derive(Default)]
 struct Inner {
     entries: HashMap<String, Entry>,
-    /// Series currently exposed per family name.
-    series: HashMap<&'static str, usize>,
+    /// Every family seen, and its index by name.
+    families: Vec<FamilyMeta>,
+    family_index: HashMap<&'static str, u16>,
+    /// Series currently exposed per family (same index as `families`).
+    series: Vec<usize>,
     max_series: usize,
     max_label_len: usize,
+}
+
+impl Inner {
+    /// The index of `fam`, registering it on first sight. `None` past 65 535 distinct families
+    /// (never reached: probers have a fixed set of a few dozen).
+    fn family(&mut self, fam: &Family) -> Option<u16> {
+        if let Some(i) = self.family_index.get(fam.name) {
+            return Some(*i);
+        }
+        let i = u16::try_from(self.families.len()).ok()?;
+        self.families.push(FamilyMeta {
+            name: fam.name,
+            help: fam.help,
+            kind: fam.kind,
+        });
+        self.series.push(0);
+        self.family_index.insert(fam.name, i);
+        Some(i)
+    }
+
+    fn release(&mut self, entry: &Entry) {
+        for s in &entry.spans {
+            let c = &mut self.series[s.family as usize];
+            *c = c.saturating_sub(s.admitted as usize);
+        }
+    }
 }
 
 pub struct ScheduledResults {
@@ -122,51 +193,64 @@ impl ScheduledResults {
             if !labels.alive.load(Relaxed) {
                 return;
             }
+            // The old result gives its series back first; those it had keep their place below.
             let old = inner.entries.remove(&labels.key);
-            let mut admitted = Vec::with_capacity(outcome.families.len());
+            if let Some(old) = &old {
+                inner.release(old);
+            }
+            let (max_series, max_len) = (inner.max_series, inner.max_label_len);
+            let mut lines = String::with_capacity(old.as_ref().map_or(512, |o| o.lines.len()));
+            let mut spans = Vec::with_capacity(outcome.families.len());
             for fam in &outcome.families {
-                let had = old
-                    .as_ref()
-                    .and_then(|e| admitted_in(e, fam.name))
-                    .unwrap_or(0);
                 // Our own families (e.g. an audit's siembox_vps_audit_*) are exposed by their
                 // collectors already; repeating them here would duplicate the family on /metrics.
-                let want = if fam.name.starts_with("siembox_") {
-                    0
-                } else {
-                    fam.samples.len()
+                if fam.name.starts_with("siembox_") || fam.samples.is_empty() {
+                    continue;
+                }
+                let Some(family) = inner.family(fam) else {
+                    continue;
                 };
-                let count = inner.series.entry(fam.name).or_insert(0);
-                *count -= had;
-                let room = inner.max_series.saturating_sub(*count);
-                // Series this target already had keep their place; only new ones need room.
-                let take = want.min(had.max(room));
+                let had = old.as_ref().map_or(0, |e| e.admitted(family));
+                let want = fam.samples.len();
+                let count = &mut inner.series[family as usize];
+                let take = want.min(had.max(max_series.saturating_sub(*count)));
                 *count += take;
                 if take < want {
                     drops.push((fam.name, want - take));
                 }
-                admitted.push(take);
-            }
-            // Families the old outcome had and the new one lacks free their series.
-            if let Some(old) = &old {
-                for (fam, n) in old.outcome.families.iter().zip(&old.admitted) {
-                    if !outcome.families.iter().any(|f| f.name == fam.name) {
-                        release(&mut inner.series, fam.name, *n);
-                    }
+                if take == 0 {
+                    continue;
                 }
+                for s in &fam.samples[..take] {
+                    for (k, v) in &s.labels {
+                        lines.push(',');
+                        lines.push_str(k);
+                        lines.push_str("=\"");
+                        escape_label_value(&mut lines, &cap_value(v, max_len));
+                        lines.push('"');
+                    }
+                    lines.push_str("} ");
+                    write_value(&mut lines, s.value);
+                    lines.push('\n');
+                }
+                spans.push(Span {
+                    family,
+                    admitted: take as u32,
+                    end: u32::try_from(lines.len()).unwrap_or(u32::MAX),
+                });
             }
-            if admitted.iter().any(|n| *n > 0) {
-                inner.entries.insert(
-                    labels.key.clone(),
-                    Entry {
-                        labels: labels.clone(),
-                        outcome,
-                        admitted,
-                    },
-                );
+            if !spans.is_empty() {
+                lines.shrink_to_fit();
+                spans.shrink_to_fit();
+                let entry = Entry {
+                    labels: labels.clone(),
+                    lines,
+                    spans,
+                };
+                inner.entries.insert(labels.key.clone(), entry);
             }
             self.series_gauge
-                .set(inner.series.values().sum::<usize>() as i64);
+                .set(inner.series.iter().sum::<usize>() as i64);
         }
         for (family, n) in drops {
             self.dropped
@@ -190,13 +274,11 @@ impl ScheduledResults {
         let gone: Vec<String> = inner.entries.keys().filter(|k| !keep(k)).cloned().collect();
         for k in gone {
             if let Some(e) = inner.entries.remove(&k) {
-                for (fam, n) in e.outcome.families.iter().zip(&e.admitted) {
-                    release(&mut inner.series, fam.name, *n);
-                }
+                inner.release(&e);
             }
         }
         self.series_gauge
-            .set(inner.series.values().sum::<usize>() as i64);
+            .set(inner.series.iter().sum::<usize>() as i64);
     }
 
     /// Targets with a stored result.
@@ -208,90 +290,66 @@ impl ScheduledResults {
         self.len() == 0
     }
 
-    /// The latest outcome of a target by key (status page, tests).
-    pub fn get(&self, key: &str) -> Option<Arc<ProbeOutcome>> {
-        self.inner
-            .read()
-            .entries
-            .get(key)
-            .map(|e| e.outcome.clone())
+    /// Whether a target (by key) has series on `/metrics`.
+    pub fn contains(&self, key: &str) -> bool {
+        self.inner.read().entries.contains_key(key)
     }
 
     /// Appends every family of scheduled results, HELP and TYPE once per family, in `format`
     /// (without OpenMetrics' closing `# EOF`).
     pub fn encode(&self, out: &mut String, format: Format) {
         let inner = self.inner.read();
-        // Group the samples of all targets by family, families in name order.
-        let mut index: HashMap<&'static str, usize> = HashMap::new();
-        let mut groups: Vec<(&Family, Vec<Member>)> = Vec::new();
+        // Each family's share of every target: (target labels, line tails), and the bytes all
+        // lines will take, so `out` grows once.
+        let mut members: Vec<Vec<(&str, &str)>> = inner
+            .series
+            .iter()
+            .map(|n| Vec::with_capacity((*n).min(inner.entries.len())))
+            .collect();
+        let mut bytes = 0;
         for e in inner.entries.values() {
-            for (fam, n) in e.outcome.families.iter().zip(&e.admitted) {
-                if *n == 0 {
-                    continue;
-                }
-                let i = *index.entry(fam.name).or_insert_with(|| {
-                    groups.push((fam, Vec::new()));
-                    groups.len() - 1
-                });
-                groups[i].1.push((e.labels.rendered.as_str(), fam, *n));
+            let rendered = e.labels.rendered.as_str();
+            for (span, text) in e.spans() {
+                let name = inner.families[span.family as usize].name;
+                bytes += text.len() + span.admitted as usize * (name.len() + 7 + rendered.len());
+                members[span.family as usize].push((rendered, text));
             }
         }
-        groups.sort_unstable_by_key(|g| g.0.name);
-        let max_len = inner.max_label_len;
-        for (head, members) in groups {
-            let kind = match head.kind {
+        out.reserve(bytes + 256 * members.len());
+        let mut order: Vec<usize> = (0..members.len())
+            .filter(|i| !members[*i].is_empty())
+            .collect();
+        order.sort_unstable_by_key(|i| inner.families[*i].name);
+        for i in order {
+            let meta = &inner.families[i];
+            let kind = match meta.kind {
                 MetricKind::Gauge => "gauge",
                 MetricKind::Counter => "counter",
             };
-            let _ = writeln!(out, "# HELP {} {}", head.name, head.help.replace('\n', " "));
-            let _ = writeln!(out, "# TYPE {} {}", head.name, kind);
-            let suffix = if head.kind == MetricKind::Counter
+            let _ = writeln!(out, "# HELP {} {}", meta.name, meta.help.replace('\n', " "));
+            let _ = writeln!(out, "# TYPE {} {}", meta.name, kind);
+            let suffix = if meta.kind == MetricKind::Counter
                 && format == Format::OpenMetrics
-                && !head.name.ends_with("_total")
+                && !meta.name.ends_with("_total")
             {
                 "_total"
             } else {
                 ""
             };
-            for (rendered, fam, n) in members {
-                for s in &fam.samples[..n] {
-                    out.push_str(fam.name);
+            for (rendered, text) in &members[i] {
+                for tail in text.split_inclusive('\n') {
+                    out.push_str(meta.name);
                     out.push_str(suffix);
                     out.push('{');
                     out.push_str(rendered);
-                    for (k, v) in &s.labels {
-                        out.push(',');
-                        out.push_str(k);
-                        out.push_str("=\"");
-                        escape_label_value(out, &cap_value(v, max_len));
-                        out.push('"');
-                    }
-                    out.push_str("} ");
-                    write_value(out, s.value);
-                    out.push('\n');
+                    // A tail starts with its own labels' comma; without target labels, no comma.
+                    out.push_str(if rendered.is_empty() {
+                        tail.strip_prefix(',').unwrap_or(tail)
+                    } else {
+                        tail
+                    });
                 }
             }
-        }
-    }
-}
-
-/// One target's share of a family: its rendered labels, its samples, how many are admitted.
-type Member<'a> = (&'a str, &'a Family, usize);
-
-fn admitted_in(e: &Entry, family: &str) -> Option<usize> {
-    e.outcome
-        .families
-        .iter()
-        .zip(&e.admitted)
-        .find(|(f, _)| f.name == family)
-        .map(|(_, n)| *n)
-}
-
-fn release(series: &mut HashMap<&'static str, usize>, family: &'static str, n: usize) {
-    if let Some(c) = series.get_mut(family) {
-        *c = c.saturating_sub(n);
-        if *c == 0 {
-            series.remove(family);
         }
     }
 }
@@ -299,7 +357,7 @@ fn release(series: &mut HashMap<&'static str, usize>, family: &'static str, n: u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::recorder::FailureReason;
+    use crate::probe::recorder::{FailureReason, Sample};
 
     fn outcome() -> Arc<ProbeOutcome> {
         Arc::new(crate::probe::refused(FailureReason::Other, "x".into()))
@@ -327,7 +385,7 @@ mod tests {
         // Re-recording an admitted target keeps its place.
         let kept: Vec<String> = (0..5)
             .map(|i| format!("k{i}"))
-            .filter(|k| r.get(k).is_some())
+            .filter(|k| r.contains(k))
             .collect();
         assert_eq!(kept.len(), 3);
         r.retain(|k| k != kept[0]);
@@ -351,5 +409,104 @@ mod tests {
         l.alive.store(false, Relaxed);
         r.record(&l, outcome());
         assert!(r.is_empty());
+    }
+
+    fn family(name: &'static str, kind: MetricKind, samples: &[(&str, f64)]) -> Family {
+        Family {
+            name,
+            help: "help\ntext",
+            kind,
+            samples: samples
+                .iter()
+                .map(|(phase, value)| Sample {
+                    labels: if phase.is_empty() {
+                        Vec::new()
+                    } else {
+                        vec![("phase", phase.to_string())]
+                    },
+                    value: *value,
+                })
+                .collect(),
+        }
+    }
+
+    fn with_families(families: Vec<Family>) -> Arc<ProbeOutcome> {
+        let mut o = crate::probe::refused(FailureReason::Other, "x".into());
+        o.families = families;
+        Arc::new(o)
+    }
+
+    #[test]
+    fn lines_carry_target_and_sample_labels_in_both_formats() {
+        let mut reg = Registry::default();
+        let r = ScheduledResults::new(100, 8, &mut reg);
+        let outcome = with_families(vec![
+            family(
+                "probe_http_duration_seconds",
+                MetricKind::Gauge,
+                &[("connect", 0.25), ("a-phase-longer-than-8", 1.0)],
+            ),
+            family("probe_success", MetricKind::Gauge, &[("", 1.0)]),
+            family("probe_things", MetricKind::Counter, &[("", 3.0)]),
+        ]);
+        r.record(&labels(1), outcome);
+        let mut text = String::new();
+        r.encode(&mut text, Format::Text);
+        let expected = [
+            "# HELP probe_http_duration_seconds help text",
+            "# TYPE probe_http_duration_seconds gauge",
+            "probe_http_duration_seconds{module=\"m\",target=\"t1\",phase=\"connect\"} 0.25",
+            "probe_http_duration_seconds{module=\"m\",target=\"t1\",phase=\"a-phase…\"} 1",
+            "# HELP probe_success help text",
+            "# TYPE probe_success gauge",
+            "probe_success{module=\"m\",target=\"t1\"} 1",
+            "# HELP probe_things help text",
+            "# TYPE probe_things counter",
+            "probe_things{module=\"m\",target=\"t1\"} 3",
+        ];
+        assert_eq!(text.lines().collect::<Vec<_>>(), expected, "{text}");
+        let mut om = String::new();
+        r.encode(&mut om, Format::OpenMetrics);
+        assert!(
+            om.contains("\nprobe_things_total{module=\"m\",target=\"t1\"} 3\n"),
+            "{om}"
+        );
+    }
+
+    #[test]
+    fn a_family_missing_from_the_new_result_frees_its_series() {
+        let mut reg = Registry::default();
+        let r = ScheduledResults::new(1, 64, &mut reg);
+        let both = || {
+            with_families(vec![
+                family("probe_a", MetricKind::Gauge, &[("", 1.0)]),
+                family("probe_b", MetricKind::Gauge, &[("", 2.0)]),
+            ])
+        };
+        r.record(&labels(1), both());
+        r.record(
+            &labels(1),
+            with_families(vec![family("probe_a", MetricKind::Gauge, &[("", 1.0)])]),
+        );
+        // Target 2 finds probe_a full (target 1 keeps it) and probe_b free again.
+        r.record(&labels(2), both());
+        let mut out = String::new();
+        r.encode(&mut out, Format::Text);
+        assert!(
+            out.contains("probe_a{module=\"m\",target=\"t1\"} 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("probe_b{module=\"m\",target=\"t2\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            !out.contains("probe_a{module=\"m\",target=\"t2\"}"),
+            "{out}"
+        );
+        assert!(
+            !out.contains("probe_b{module=\"m\",target=\"t1\"}"),
+            "{out}"
+        );
     }
 }

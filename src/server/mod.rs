@@ -121,6 +121,11 @@ async fn handle(
     Ok(resp)
 }
 
+/// The `/probe` endpoint without the listener: the probe path as benches measure it.
+pub async fn probe_response<B>(app: &Arc<App>, req: &Request<B>) -> Response<Body> {
+    probe::handle(app, req).await.into_response(req)
+}
+
 async fn route(app: &Arc<App>, req: &Request<Incoming>) -> Reply {
     let path = req.uri().path();
     match (req.method(), path) {

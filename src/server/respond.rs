@@ -28,19 +28,20 @@ impl Reply {
 
     pub fn into_response<B>(self, req: &Request<B>) -> Response<Body> {
         let gzip = self.body.len() >= GZIP_MIN_BYTES && accepts_gzip(req);
-        let body = if gzip {
+        let compressed = if gzip {
             gzip_bytes(self.body.as_bytes())
         } else {
             None
         };
-        let mut resp = Response::new(Body::new(match &body {
-            Some(b) => Bytes::from(b.clone()),
+        let is_gzip = compressed.is_some();
+        let mut resp = Response::new(Body::new(match compressed {
+            Some(b) => Bytes::from(b),
             None => Bytes::from(self.body),
         }));
         *resp.status_mut() = self.status;
         let h = resp.headers_mut();
         h.insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type));
-        if body.is_some() {
+        if is_gzip {
             h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             h.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
         }

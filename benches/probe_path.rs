@@ -1,0 +1,113 @@
+//! The probe path's own cost: request parse → target check → single-flight → limits → prober →
+//! exposition, as `/probe` runs it but without the HTTP listener. The targets are servers of
+//! this process on loopback, and `connect_floor` measures a bare loopback connect, so what a
+//! probe adds to the network is `tcp_connect` minus `connect_floor` (benches/README.md).
+//!
+//! Run: `cargo bench --bench probe_path`.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use http_body_util::BodyExt;
+use siembox_exporter::{App, AppOptions, Config};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const CONFIG: &str = "
+modules:
+  http_2xx:
+    prober: http
+    timeout: 5s
+  tcp_connect:
+    prober: tcp
+    timeout: 5s
+";
+
+/// Accepts and closes at once (what a tcp_connect probe needs).
+async fn closing_server() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            drop(s);
+        }
+    });
+    addr
+}
+
+/// Answers every request with the same small HTTP/1.1 response, then closes.
+async fn http_server() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 2048];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n",
+                    )
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+fn probe_request(module: &str, target: &str) -> hyper::Request<()> {
+    hyper::Request::get(format!("/probe?module={module}&target={target}"))
+        .header("X-Prometheus-Scrape-Timeout-Seconds", "10")
+        .body(())
+        .unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = Config::from_yaml_str(CONFIG, "bench.yml").unwrap();
+    let app = rt.block_on(async { App::new(config, None, AppOptions::default()) });
+    let tcp_target = rt.block_on(closing_server());
+    let http_target = rt.block_on(http_server());
+
+    let tcp = probe_request("tcp_connect", &tcp_target.to_string());
+    let http = probe_request("http_2xx", &format!("http://{http_target}/"));
+    // A probe that failed would make the figures meaningless.
+    for req in [&tcp, &http] {
+        let body = rt.block_on(async {
+            let resp = siembox_exporter::server::probe_response(&app, req).await;
+            resp.into_body().collect().await.unwrap().to_bytes()
+        });
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains("probe_success 1"), "{}: {body}", req.uri());
+    }
+
+    let mut group = c.benchmark_group("probe_path");
+    group.throughput(Throughput::Elements(1));
+    group.measurement_time(Duration::from_secs(5));
+    group.bench_function("connect_floor", |b| {
+        b.to_async(&rt)
+            .iter(|| async { TcpStream::connect(tcp_target).await.unwrap() })
+    });
+    group.bench_function("tcp_connect", |b| {
+        b.to_async(&rt)
+            .iter(|| siembox_exporter::server::probe_response(&app, &tcp))
+    });
+    group.bench_function("http_2xx", |b| {
+        b.to_async(&rt)
+            .iter(|| siembox_exporter::server::probe_response(&app, &http))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
