@@ -15,7 +15,7 @@ impl Collector for RuntimeCollector {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return Ok(());
         };
-        let g = ConstGauge::new(handle.metrics().num_alive_tasks() as f64);
+        let g = ConstGauge::new(handle.metrics().num_alive_tasks() as i64);
         g.encode(encoder.encode_descriptor(
             "siembox_runtime_alive_tasks",
             "Tokio tasks alive in the exporter's runtime (connections, probes, schedules, pools)",
