@@ -21,6 +21,9 @@ pub struct AppOptions {
     pub timeout_offset: Duration,
     /// `--schedule.shard`: which share of the scheduled targets this replica runs.
     pub schedule_shard: Shard,
+    /// `--web.shutdown-timeout`: how long requests in flight get to finish once shutdown is
+    /// asked for; what still runs then is cancelled.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for AppOptions {
@@ -28,6 +31,7 @@ impl Default for AppOptions {
         AppOptions {
             timeout_offset: Duration::from_millis(500),
             schedule_shard: Shard::default(),
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -47,6 +47,11 @@ pub struct Cli {
     #[arg(long = "web.listen-address", value_name = "ADDR", default_value = ":9847", value_parser = parse_listen_address)]
     pub listen_address: SocketAddr,
 
+    /// On SIGTERM or Ctrl-C: stop accepting, let requests in flight finish for at most this
+    /// long (a duration like 10s), then cancel the rest and exit.
+    #[arg(long = "web.shutdown-timeout", value_name = "DURATION", default_value = "10s", value_parser = crate::config::parse_duration)]
+    pub shutdown_timeout: std::time::Duration,
+
     /// Web config file (Prometheus exporter-toolkit format): TLS and basic auth for every endpoint.
     #[arg(long = "web.config.file", value_name = "FILE")]
     pub web_config_file: Option<PathBuf>,

@@ -50,7 +50,11 @@ fn main() -> std::process::ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime starts");
-    match runtime.block_on(run(cli, config)) {
+    let result = runtime.block_on(run(cli, config));
+    // Dropping the runtime would wait for any blocking task without limit; the grace period is
+    // over by now, so give them a moment only.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "exiting");
@@ -63,6 +67,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     let options = AppOptions {
         timeout_offset: Duration::from_secs_f64(cli.timeout_offset.max(0.0)),
         schedule_shard: cli.schedule_shard,
+        shutdown_timeout: cli.shutdown_timeout,
     };
     let web = match &cli.web_config_file {
         Some(path) => Some(std::sync::Arc::new(

@@ -226,7 +226,7 @@ impl SshdSettings {
                 ..Default::default()
             };
             for line in effective.lines() {
-                out.apply(line, true);
+                out.apply(line);
             }
             return out;
         }
@@ -236,8 +236,11 @@ impl SshdSettings {
             ..Default::default()
         };
         if let Some((_, main)) = files.iter().find(|(p, _)| *p == "/etc/ssh/sshd_config") {
-            let mut in_match = false;
-            out.apply_file(main, &files, &mut in_match, 0);
+            let mut walk = Walk {
+                in_match: false,
+                budget: INCLUDE_BUDGET,
+            };
+            out.apply_file(main, &files, &mut walk, 0);
         } else {
             out.source = "none";
         }
@@ -248,15 +251,27 @@ impl SshdSettings {
         &mut self,
         lines: &[&str],
         files: &[(&str, Vec<&str>)],
-        in_match: &mut bool,
+        walk: &mut Walk,
         depth: usize,
     ) {
         for line in lines {
+            // Files that include each other several times fan out exponentially: stop at a
+            // budget no real configuration comes near.
+            if walk.budget == 0 {
+                return;
+            }
+            walk.budget -= 1;
             let (key, rest) = split_keyword(line);
             match key.as_str() {
-                "match" => *in_match = true,
-                "include" if !*in_match && depth < 8 => {
+                "match" => walk.in_match = true,
+                "include" if !walk.in_match && depth < 8 => {
                     for pattern in rest.split_whitespace() {
+                        // Each pattern is matched against every file.
+                        if walk.budget < files.len() {
+                            walk.budget = 0;
+                            return;
+                        }
+                        walk.budget -= files.len();
                         let pattern = if pattern.starts_with('/') {
                             pattern.to_string()
                         } else {
@@ -268,17 +283,17 @@ impl SshdSettings {
                             .collect();
                         matched.sort_by_key(|(p, _)| *p);
                         for (_, inc) in matched {
-                            self.apply_file(inc, files, in_match, depth + 1);
+                            self.apply_file(inc, files, walk, depth + 1);
                         }
                     }
                 }
-                _ if !*in_match => self.apply(line, false),
+                _ if !walk.in_match => self.apply(line),
                 _ => {}
             }
         }
     }
 
-    fn apply(&mut self, line: &str, effective: bool) {
+    fn apply(&mut self, line: &str) {
         let (key, rest) = split_keyword(line);
         let value = rest
             .split_whitespace()
@@ -292,8 +307,9 @@ impl SshdSettings {
             }
             "port" => {
                 if let Some(p) = value.and_then(|v| v.parse().ok()) {
-                    // All Port lines of the files apply (sshd listens on each).
-                    if effective || !self.ports.contains(&p) {
+                    // All Port lines apply (sshd listens on each); sshd itself refuses more
+                    // than MAX_PORTS, so a longer list is not a real one.
+                    if self.ports.len() < MAX_PORTS && !self.ports.contains(&p) {
                         self.ports.push(p);
                     }
                 }
@@ -320,6 +336,20 @@ impl SshdSettings {
     }
 }
 
+/// OpenSSH's own limit on `Port` lines (servconf.h MAX_PORTS).
+const MAX_PORTS: usize = 256;
+/// Lines read plus file names matched while expanding `Include`s; a real sshd_config with its
+/// included files costs a few hundred.
+const INCLUDE_BUDGET: usize = 20_000;
+/// Longest file name segment a glob is matched against (NAME_MAX).
+const MAX_SEGMENT: usize = 255;
+
+/// State of one walk through sshd_config and its includes.
+struct Walk {
+    in_match: bool,
+    budget: usize,
+}
+
 fn split_keyword(line: &str) -> (String, &str) {
     let t = line.trim();
     let end = t
@@ -341,18 +371,49 @@ fn parse_config_files(text: &str) -> Vec<(&str, Vec<&str>)> {
     files
 }
 
-/// `*` and `?` globbing, enough for sshd's `Include` patterns.
+/// `*` and `?` globbing, enough for sshd's `Include` patterns. Neither crosses a `/`, so the
+/// match goes segment by segment; within one, a `*` backtracks only to its latest position, which
+/// keeps the work at length × length of a segment whatever the server sent.
 fn glob_match(pattern: &str, text: &str) -> bool {
-    fn go(p: &[u8], t: &[u8]) -> bool {
-        match (p.first(), t.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => go(&p[1..], t) || (!t.is_empty() && t[0] != b'/' && go(p, &t[1..])),
-            (Some(b'?'), Some(_)) => go(&p[1..], &t[1..]),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
-            _ => false,
+    let (mut ps, mut ts) = (pattern.split('/'), text.split('/'));
+    loop {
+        match (ps.next(), ts.next()) {
+            (None, None) => return true,
+            (Some(p), Some(t)) if p.len() <= MAX_SEGMENT && t.len() <= MAX_SEGMENT => {
+                if !segment_match(p.as_bytes(), t.as_bytes()) {
+                    return false;
+                }
+            }
+            _ => return false,
         }
     }
-    go(pattern.as_bytes(), text.as_bytes())
+}
+
+fn segment_match(p: &[u8], t: &[u8]) -> bool {
+    let (mut pi, mut ti) = (0, 0);
+    // The latest `*` seen and where in the text it currently stops.
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some(b'*') => {
+                star = Some((pi, ti));
+                pi += 1;
+            }
+            Some(&c) if c == b'?' || c == t[ti] => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    pi = sp + 1;
+                    ti = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|c| *c == b'*')
 }
 
 fn root_login(sshd: &SshdSettings) -> Finding {
@@ -419,6 +480,12 @@ fn ssh_port(sshd: &SshdSettings, rules: &Rules<'_>) -> Finding {
 
 fn count(v: Option<&str>) -> Option<u64> {
     v.and_then(|v| v.trim().parse().ok())
+}
+
+/// A measured number. Rust also reads `inf` and `NaN`, which no tool prints for a real value
+/// and which would grade as pass (NaN compares false) or hide the other mounts.
+fn number(v: &str) -> Option<f64> {
+    v.trim().parse::<f64>().ok().filter(|n| n.is_finite())
 }
 
 fn firewall(s: &Sections<'_>) -> Finding {
@@ -629,7 +696,7 @@ pub fn disk_mounts(s: &Sections<'_>) -> Vec<(String, f64)> {
         .lines()
         .filter_map(|l| {
             let (mount, pct) = l.trim().rsplit_once(' ')?;
-            let v: f64 = pct.trim_end_matches('%').parse().ok()?;
+            let v = number(pct.trim_end_matches('%'))?;
             Some((mount.to_string(), v))
         })
         .collect()
@@ -653,7 +720,7 @@ fn disk_usage(s: &Sections<'_>, rules: &Rules<'_>) -> Finding {
 fn meminfo(s: &Sections<'_>, key: &str) -> Option<f64> {
     s.get("memory")?.lines().find_map(|l| {
         let rest = l.strip_prefix(key)?.strip_prefix(':')?;
-        rest.split_whitespace().next()?.parse().ok()
+        number(rest.split_whitespace().next()?)
     })
 }
 
@@ -687,7 +754,7 @@ fn load_per_core(s: &Sections<'_>, rules: &Rules<'_>) -> Finding {
     let load5: Option<f64> = s
         .get("load")
         .and_then(|t| t.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok());
+        .and_then(number);
     match (cpus, load5) {
         (Some(c), Some(l)) => {
             let v = ((l / c as f64) * 100.0).round() / 100.0;
@@ -709,6 +776,8 @@ pub fn public_listeners(s: &Sections<'_>) -> Option<Vec<(String, u16)>> {
         return None;
     }
     let mut out: Vec<(String, u16)> = Vec::new();
+    // A set beside the list: a hostile server may print every port there is.
+    let mut seen = std::collections::HashSet::new();
     for line in text.lines() {
         let mut it = line.split_whitespace();
         let (Some(proto), Some(addr)) = (it.next(), it.next()) else {
@@ -728,7 +797,7 @@ pub fn public_listeners(s: &Sections<'_>) -> Option<Vec<(String, u16)>> {
         } else {
             "tcp"
         };
-        if !loopback && !out.iter().any(|(p, n)| p == proto && *n == port) {
+        if !loopback && seen.insert((proto, port)) {
             out.push((proto.to_string(), port));
         }
     }
@@ -885,11 +954,11 @@ fn password_policy(s: &Sections<'_>, rules: &Rules<'_>) -> Finding {
         .lines()
         .find_map(|l| l.strip_prefix("pwquality "))
         .and_then(|l| l.split('=').nth(1))
-        .and_then(|v| v.trim().parse::<f64>().ok())
+        .and_then(number)
         .or_else(|| {
             text.lines()
                 .find_map(|l| l.trim().strip_prefix("PASS_MIN_LEN"))
-                .and_then(|v| v.trim().parse().ok())
+                .and_then(number)
         });
     let want = rules.warn("password_policy", 12.0);
     match (quality_module, minlen) {
@@ -1082,6 +1151,24 @@ mod tests {
             "/etc/ssh/sshd_config.d/a.conf"
         ));
         assert!(!glob_match("/etc/ssh/*.conf", "/etc/ssh/d/a.conf"));
+        assert!(glob_match("/etc/ssh/?0-*", "/etc/ssh/10-"));
+        assert!(
+            !glob_match("/etc/ssh?a", "/etc/ssh/a"),
+            "? stops at / as in glob(3)"
+        );
+        assert!(glob_match("/a/*x*y*", "/a/0x1y"));
+        assert!(!glob_match("/a/*x*y*z", "/a/0x1y"));
+    }
+
+    #[test]
+    fn includes_that_include_themselves_stop_at_the_budget() {
+        let t = format!(
+            "==siembox:sshd_config==\n#siembox-file /etc/ssh/sshd_config\nPort 2222\nInclude {}\nPermitRootLogin no\n==siembox:end==\n",
+            ["sshd_config"; 10].join(" ")
+        );
+        let s = SshdSettings::from_sections(&Sections::parse(&t));
+        assert_eq!(s.ports, vec![2222]);
+        assert_eq!(s.permit_root_login.as_deref(), Some("no"));
     }
 
     #[test]

@@ -356,7 +356,7 @@ impl Auditor {
             success: true,
             failure: None,
             message: String::new(),
-            disks: checks::disk_mounts(&s).into_iter().take(32).collect(),
+            disks: mount_labels(checks::disk_mounts(&s)),
             findings,
             os,
             kernel,
@@ -431,13 +431,13 @@ impl Auditor {
                 ),
             );
         } else if let Some((_, cached)) = st.heavy.get("pending_updates") {
-            findings.extend(cached.iter().cloned());
+            extend_missing(findings, cached);
         }
         if ran_suid {
             st.heavy
                 .insert("suid_files", (now, pick(&["suid_files"], findings)));
         } else if let Some((_, cached)) = st.heavy.get("suid_files") {
-            findings.extend(cached.iter().cloned());
+            extend_missing(findings, cached);
         }
         st.facts
             .clone()
@@ -448,6 +448,32 @@ impl Auditor {
 /// Label values from a server are bounded in length.
 fn cap(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).take(64).collect()
+}
+
+/// Adds cached heavy findings the output did not give (a server may print a section it was not
+/// asked for; one finding per check keeps the series unique).
+fn extend_missing(findings: &mut Vec<Finding>, cached: &[Finding]) {
+    for f in cached {
+        if !findings.iter().any(|x| x.check == f.check) {
+            findings.push(f.clone());
+        }
+    }
+}
+
+/// Mounts as label values: capped like the other server-given labels, each once (the first
+/// line wins, as two series with one label set would be invalid), at most 32.
+fn mount_labels(mounts: Vec<(String, f64)>) -> Vec<(String, f64)> {
+    let mut out: Vec<(String, f64)> = Vec::new();
+    for (mount, pct) in mounts {
+        let mount = cap(&mount);
+        if !out.iter().any(|(m, _)| *m == mount) {
+            out.push((mount, pct));
+            if out.len() == 32 {
+                break;
+            }
+        }
+    }
+    out
 }
 
 /// Runs the script on one exec channel: `sh -s` reads it from stdin; stdout is collected until
@@ -501,4 +527,42 @@ pub fn worst(findings: &[Finding]) -> CheckStatus {
         .filter(|s| *s != CheckStatus::Unknown)
         .max()
         .unwrap_or(CheckStatus::Unknown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_labels_are_capped_unique_and_few() {
+        let long = "/".to_string() + &"x".repeat(500);
+        let mut mounts = vec![
+            ("/".to_string(), 40.0),
+            ("/".to_string(), 99.0),
+            (long.clone(), 1.0),
+            (long + "y", 2.0),
+        ];
+        mounts.extend((0..100).map(|i| (format!("/m{i}"), 5.0)));
+        let labels = mount_labels(mounts);
+        assert_eq!(labels.len(), 32);
+        assert_eq!(labels[0], ("/".to_string(), 40.0), "the first line wins");
+        assert_eq!(labels[1].0.chars().count(), 64);
+        assert_eq!(labels[2].0, "/m0", "two long mounts capped alike stay one");
+    }
+
+    #[test]
+    fn cached_heavy_findings_never_duplicate_fresh_ones() {
+        let f = |v: f64| Finding {
+            check: "pending_updates",
+            status: CheckStatus::Pass,
+            value: Some(v),
+            detail: String::new(),
+        };
+        let mut findings = vec![f(1.0)];
+        extend_missing(&mut findings, &[f(7.0)]);
+        assert_eq!(findings, vec![f(1.0)]);
+        let mut none = Vec::new();
+        extend_missing(&mut none, &[f(7.0)]);
+        assert_eq!(none, vec![f(7.0)]);
+    }
 }

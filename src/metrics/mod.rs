@@ -4,6 +4,7 @@ pub mod cardinality;
 mod exposition;
 mod process;
 pub mod results;
+mod runtime;
 
 pub use exposition::openmetrics_to_text;
 
@@ -124,6 +125,7 @@ impl SelfMetrics {
             build,
         );
         registry.register_collector(Box::new(process::ProcessCollector::new()));
+        registry.register_collector(Box::new(runtime::RuntimeCollector));
         SelfMetrics {
             registry,
             probes,

@@ -31,8 +31,9 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
     serve_with(app, listener, None, shutdown).await
 }
 
-/// Serves until `shutdown` resolves, then lets in-flight requests finish (bounded by the caller);
-/// `web` adds TLS, basic auth and extra headers.
+/// Serves until `shutdown` resolves, then lets requests in flight finish for at most
+/// `app.options.shutdown_timeout` and cancels the rest; `web` adds TLS, basic auth and extra
+/// headers.
 pub async fn serve_with(
     app: Arc<App>,
     listener: TcpListener,
@@ -49,9 +50,13 @@ pub async fn serve_with(
     if web.as_ref().is_some_and(|w| !w.http2) {
         builder = builder.http1_only();
     }
+    // Every connection task, so the ones still running after the grace period can be cancelled.
+    let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
+            // Reap finished connections as they go, so the set holds only live ones.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => {
                 let (stream, _) = match accepted {
                     Ok(s) => s,
@@ -70,7 +75,7 @@ pub async fn serve_with(
                     None => {
                         let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
                         let conn = graceful.watch(conn);
-                        tokio::spawn(async move {
+                        connections.spawn(async move {
                             let _ = conn.await;
                         });
                     }
@@ -78,7 +83,7 @@ pub async fn serve_with(
                         let acceptor = acceptor.clone();
                         let builder = builder.clone();
                         let watcher = graceful.watcher();
-                        tokio::spawn(async move {
+                        connections.spawn(async move {
                             let Ok(Ok(stream)) = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await else {
                                 return;
                             };
@@ -91,7 +96,19 @@ pub async fn serve_with(
             _ = &mut shutdown => break,
         }
     }
-    graceful.shutdown().await;
+    // New connections are refused at once rather than left waiting in the backlog.
+    drop(listener);
+    let grace = app.options.shutdown_timeout;
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace = ?grace,
+            "requests still running after the shutdown grace period are cancelled"
+        );
+    }
+    connections.shutdown().await;
 }
 
 async fn handle(
