@@ -17,8 +17,11 @@ command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; e
 BLACKBOX=$(command -v prometheus-blackbox-exporter || command -v blackbox_exporter || true)
 [ -n "$BLACKBOX" ] || { echo "blackbox_exporter is missing: apt-get install prometheus-blackbox-exporter" >&2; exit 1; }
 
-cargo build --release --locked -q
-OURS=target/release/siembox-exporter
+# OURS=path/to/binary compares another build (e.g. before and after a change).
+if [ -z "${OURS:-}" ]; then
+  cargo build --release --locked -q
+  OURS=target/release/siembox-exporter
+fi
 
 work=$(mktemp -d)
 chmod 755 "$work"   # nginx workers run as nobody when started as root
