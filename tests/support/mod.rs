@@ -36,6 +36,19 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Blocks until something accepts TCP connections on 127.0.0.1:`port`; panics after 10 s naming
+/// `what` (for servers the tests start as child processes).
+pub fn wait_for_listener(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The exporter running in this process; stops when dropped.
 pub struct Exporter {
     pub addr: SocketAddr,

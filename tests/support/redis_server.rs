@@ -2,7 +2,6 @@
 //! (never the shared one on 6379). Killed by pid when dropped.
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 pub struct RedisServer {
     pub port: u16,
@@ -32,15 +31,7 @@ impl RedisServer {
             .spawn()
             .expect("redis-server starts (Debian package redis-server)");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not listen on {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        super::wait_for_listener(self.port, "redis-server");
     }
 
     /// SIGKILL: the server dies as a crashed or OOM-killed one would, connections and all.

@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 pub struct RedisTls {
     pub port: u16,
@@ -52,14 +51,7 @@ impl RedisTls {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server starts (Debian package redis-server)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        super::wait_for_listener(port, "redis-server");
         RedisTls {
             port,
             ca_file: cert,

@@ -5,7 +5,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// An ed25519 key pair made with ssh-keygen in a temp dir (no passphrase unless asked).
 pub struct KeyPair {
@@ -130,15 +129,7 @@ impl Sshd {
             .spawn()
             .expect("/usr/sbin/sshd starts (apt-get install openssh-server)");
         self.child = Some(child);
-        let until = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < until,
-                "sshd did not listen on {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        super::wait_for_listener(self.port, "sshd");
     }
 
     /// Kills the listener and every per-connection sshd of this instance (pooled connections
