@@ -19,7 +19,7 @@
 //! - `probe_db_pool_connections{state="idle|in_use"}`, `probe_db_pool_max_connections`: the
 //!   state of this (module, target)'s pool after the probe.
 
-use super::pools::{AcquireError, PoolState};
+use super::pools::{AcquireError, Lease, ManagedPool, PoolState, Tracked};
 use super::recorder::{FailureReason, ProbeRecorder};
 use crate::config::{ExistingFile, ProberKind, Secret, SecretSource};
 use std::hash::{Hash, Hasher};
@@ -312,6 +312,35 @@ pub fn check_expected(rec: &mut ProbeRecorder, expected: Option<&str>, got: Opti
         );
     }
     ok
+}
+
+/// Leases a pooled connection for one probe: starts the phase metrics and records the acquire
+/// phase, the connect time of a new connection and the server version. Without a connection the
+/// probe is failed with the pool's reason and `None` returned.
+pub async fn lease<M, C>(
+    pool: &ManagedPool<M>,
+    deadline: tokio::time::Instant,
+    rec: &mut ProbeRecorder,
+    classify: impl Fn(&M::Error) -> FailureReason,
+) -> Option<Lease<M>>
+where
+    M: deadpool::managed::Manager<Type = Tracked<C>> + 'static,
+    M::Error: std::error::Error + 'static,
+{
+    init_phases(rec);
+    let start = std::time::Instant::now();
+    let acquired = pool.acquire(deadline).await;
+    record_phase(rec, "acquire", start.elapsed());
+    let mut conn = match acquired {
+        Ok(obj) => Lease::new(obj),
+        Err(e) => {
+            fail_acquire(rec, e, &pool.describe(), classify);
+            return None;
+        }
+    };
+    record_connection(rec, conn.connect_time.take());
+    record_server_version(rec, &conn.version);
+    Some(conn)
 }
 
 /// Fails the probe for a connection that could not be had from the pool.

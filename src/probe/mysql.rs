@@ -4,7 +4,7 @@
 //! row), then the health query (default `SELECT 1`) compared with `expected_result`.
 
 use super::db::{self, DbTarget};
-use super::pools::{self, Lease, ManagedPool, PoolKind, PoolStats, Tracked};
+use super::pools::{self, ManagedPool, PoolKind, PoolStats, Tracked};
 use super::recorder::{FailureReason, ProbeRecorder};
 use super::{ProbeEnv, ProbeRequest};
 use crate::config::{MysqlProbe, ProberKind, Secret};
@@ -64,19 +64,9 @@ async fn run(
     pool: &MysqlPool,
     rec: &mut ProbeRecorder,
 ) -> bool {
-    db::init_phases(rec);
-    let start = Instant::now();
-    let acquired = pool.acquire(req.deadline).await;
-    db::record_phase(rec, "acquire", start.elapsed());
-    let mut conn = match acquired {
-        Ok(obj) => Lease::new(obj),
-        Err(e) => {
-            db::fail_acquire(rec, e, &pool.describe(), classify);
-            return false;
-        }
+    let Some(mut conn) = db::lease(pool, req.deadline, rec, classify).await else {
+        return false;
     };
-    db::record_connection(rec, conn.connect_time.take());
-    db::record_server_version(rec, &conn.version);
 
     match replica_status(&mut conn.conn).await {
         Ok(Some(is_replica)) => db::record_replica(rec, is_replica),

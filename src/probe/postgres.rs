@@ -3,7 +3,7 @@
 //! `expected_result`. Metrics: see `db.rs`.
 
 use super::db::{self, DbTarget};
-use super::pools::{self, Lease, ManagedPool, PoolKind, PoolStats, Tracked};
+use super::pools::{self, ManagedPool, PoolKind, PoolStats, Tracked};
 use super::recorder::{FailureReason, ProbeRecorder};
 use super::tls::TlsClient;
 use super::{ProbeEnv, ProbeRequest};
@@ -84,19 +84,9 @@ async fn run(
     pool: &PgPool,
     rec: &mut ProbeRecorder,
 ) -> bool {
-    db::init_phases(rec);
-    let start = Instant::now();
-    let acquired = pool.acquire(req.deadline).await;
-    db::record_phase(rec, "acquire", start.elapsed());
-    let mut conn = match acquired {
-        Ok(obj) => Lease::new(obj),
-        Err(e) => {
-            db::fail_acquire(rec, e, &pool.describe(), classify);
-            return false;
-        }
+    let Some(mut conn) = db::lease(pool, req.deadline, rec, classify).await else {
+        return false;
     };
-    db::record_connection(rec, conn.connect_time.take());
-    db::record_server_version(rec, &conn.version);
 
     match first_value(&conn.conn, "SELECT pg_is_in_recovery()").await {
         Ok(v) => db::record_replica(rec, v.as_deref() == Some("t")),

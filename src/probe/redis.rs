@@ -3,7 +3,7 @@
 //! `expected_result`. Connections are named `siembox-exporter` (`CLIENT SETNAME`).
 
 use super::db::{self, DbTarget};
-use super::pools::{self, Lease, ManagedPool, PoolKind, PoolStats, Tracked};
+use super::pools::{self, ManagedPool, PoolKind, PoolStats, Tracked};
 use super::recorder::{FailureReason, ProbeRecorder};
 use super::{ProbeEnv, ProbeRequest};
 use crate::config::{ProberKind, RedisProbe, Secret};
@@ -67,19 +67,9 @@ async fn run(
     pool: &RedisPool,
     rec: &mut ProbeRecorder,
 ) -> bool {
-    db::init_phases(rec);
-    let start = Instant::now();
-    let acquired = pool.acquire(req.deadline).await;
-    db::record_phase(rec, "acquire", start.elapsed());
-    let mut conn = match acquired {
-        Ok(obj) => Lease::new(obj),
-        Err(e) => {
-            db::fail_acquire(rec, e, &pool.describe(), classify);
-            return false;
-        }
+    let Some(mut conn) = db::lease(pool, req.deadline, rec, classify).await else {
+        return false;
     };
-    db::record_connection(rec, conn.connect_time.take());
-    db::record_server_version(rec, &conn.version);
 
     match info_field(&mut conn.conn, "replication", "role").await {
         Ok(role) => db::record_replica(rec, matches!(role.as_deref(), Some("slave" | "replica"))),
