@@ -9,7 +9,7 @@ DURATION=${2:-180}
 INTERVAL=${INTERVAL:-30s}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=$(mktemp -d)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$ROOT/benches/load/lib.sh"   # free_port
 
 cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
 BIN="$ROOT/target/release/siembox-exporter"

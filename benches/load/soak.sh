@@ -26,25 +26,11 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 1 100); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "not up: $1" >&2; return 1; }
+. benches/load/lib.sh
 
 # nginx: the http and tcp target.
 NGINX_PORT=$(free_port)
-mkdir -p "$work/nginx/logs" "$work/www"
-echo ok > "$work/www/index.html"
-cat > "$work/nginx/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  server { listen 127.0.0.1:$NGINX_PORT; root $work/www; }
-}
-CONF
-/usr/sbin/nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" & pids+=($!)
+start_nginx "$NGINX_PORT"
 
 # A private redis-server (never the shared one).
 REDIS_PORT=$(free_port)
