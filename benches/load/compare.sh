@@ -5,6 +5,11 @@
 #
 #   benches/load/compare.sh [seconds-per-run] [rounds]
 #
+# MODULES=tcp_connect runs only that module's rows.
+# PORT_RANGE="1024 65535" (root) widens net.ipv4.ip_local_port_range for the run, for both
+# exporters, and restores it on exit: the tcp_connect runs reach the kernel's limit on new
+# connections to one destination with the default range (benches/README.md has the arithmetic).
+#
 # Needs: wrk, nginx, prometheus-blackbox-exporter (scripts/test-prerequisites installs the last two;
 # apt-get install wrk). Builds the release binary first.
 set -euo pipefail
@@ -28,6 +33,12 @@ chmod 755 "$work"   # nginx workers run as nobody when started as root
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
+if [ -n "${PORT_RANGE:-}" ]; then
+  old_range=$(sysctl -n net.ipv4.ip_local_port_range)
+  sysctl -q -w net.ipv4.ip_local_port_range="$PORT_RANGE"
+  cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; sysctl -q -w net.ipv4.ip_local_port_range="$old_range"; }
+fi
+echo "net.ipv4.ip_local_port_range: $(sysctl -n net.ipv4.ip_local_port_range | tr '\t' ' '), tcp_tw_reuse $(sysctl -n net.ipv4.tcp_tw_reuse)"
 
 . benches/load/lib.sh
 
@@ -85,6 +96,8 @@ run_wrk() { # port module target conns → "rps p50ms p99ms errors"
   non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out"); non2xx=${non2xx:-0}
   echo "$rps $p50 $p99 $non2xx"
 }
+# Probes ours answered with probe_success 0 (a fast failure must not pass for throughput).
+our_failures() { curl -fs "http://127.0.0.1:$OUR_PORT/metrics" | awk '/^siembox_probes_total\{.*result="failure"/ { s += $NF } END { print s + 0 }'; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 
@@ -92,9 +105,10 @@ printf '%-12s %5s | %10s %8s %8s %8s | %10s %8s %8s %8s | %6s %6s %6s %6s\n' \
   scenario conns bb_rps bb_p50 bb_p99 bb_rssMB our_rps our_p50 our_p99 our_rssMB x_rps x_p99 x_p50 x_rss
 for scenario in "http_2xx http://127.0.0.1:$NGINX_PORT/" "tcp_connect 127.0.0.1:$NGINX_PORT"; do
   set -- $scenario; module=$1; target=$2
+  case " ${MODULES:-http_2xx tcp_connect} " in *" $module "*) ;; *) continue ;; esac
   for conns in 16 64; do
     sum() { awk '{for(i=1;i<=NF;i++) s[i]+=$i} END {for(i=1;i<=NF;i++) printf "%s ", s[i]/NR; print ""}'; }
-    bb_runs=""; our_runs=""
+    bb_runs=""; our_runs=""; failed_before=$(our_failures)
     for _ in $(seq 1 "$ROUNDS"); do
       bb_runs+="$(run_wrk "$BB_PORT" "$module" "$target" "$conns")"$'\n'
       our_runs+="$(run_wrk "$OUR_PORT" "$module" "$target" "$conns")"$'\n'
@@ -107,6 +121,8 @@ for scenario in "http_2xx http://127.0.0.1:$NGINX_PORT/" "tcp_connect 127.0.0.1:
         -v orps="$our_rps" -v o5="$our_p50" -v o9="$our_p99" -v om="$our_rss" 'BEGIN {
       printf "%-12s %5d | %10.0f %8.2f %8.2f %8.1f | %10.0f %8.2f %8.2f %8.1f | %6.2f %6.2f %6.2f %6.2f\n",
         m, c, br, b5, b9, bm, orps, o5, o9, om, orps/br, (b9>0?o9/b9:0), (b5>0?o5/b5:0), (bm>0?om/bm:0) }'
+    failed=$(( $(our_failures) - failed_before ))
+    if [ "$failed" != 0 ]; then echo "  note: $failed of ours' probes failed (probe_success 0)"; fi
     if [ "${bb_err%.*}" != 0 ] || [ "${our_err%.*}" != 0 ]; then echo "  note: non-2xx answers: blackbox ${bb_err}, ours ${our_err}"; fi
   done
 done
