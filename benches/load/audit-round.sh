@@ -22,14 +22,19 @@ BIN=${BIN:-target/release/siembox-exporter}
 [ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 1; }
 W=$(mktemp -d)
 PIDS=""
-cleanup() { for p in $PIDS; do kill "$p" 2>/dev/null || true; done; rm -rf "$W"; }
+TEMP_USER=""   # the account this script created, deleted at exit
+cleanup() {
+  for p in $PIDS; do kill "$p" 2>/dev/null || true; done
+  if [ -n "$TEMP_USER" ]; then sleep 0.2; userdel "$TEMP_USER" 2>/dev/null || true; fi
+  rm -rf "$W"
+}
 trap cleanup EXIT INT TERM
 chmod 755 "$W"   # the audit account reads the authorized key from here
 if [ -z "${AUDIT_USER:-}" ] && [ "$(id -u)" = 0 ]; then
   AUDIT_USER=siembox-bench-$$
   # '*' as password: no password login, but not a locked account (sshd refuses those without PAM).
   useradd -M -d "$W" -s /bin/sh -p '*' "$AUDIT_USER"
-  cleanup() { for p in $PIDS; do kill "$p" 2>/dev/null || true; done; sleep 0.2; userdel "$AUDIT_USER" 2>/dev/null || true; rm -rf "$W"; }
+  TEMP_USER=$AUDIT_USER
 fi
 AUDIT_USER=${AUDIT_USER:-$(id -un)}
 mkdir -p /run/sshd

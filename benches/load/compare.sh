@@ -31,12 +31,15 @@ fi
 work=$(mktemp -d)
 chmod 755 "$work"   # nginx workers run as nobody when started as root
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+old_range=""   # the port range to restore, when PORT_RANGE changed it
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"
+  if [ -n "$old_range" ]; then sysctl -q -w net.ipv4.ip_local_port_range="$old_range"; fi
+}
 trap cleanup EXIT
 if [ -n "${PORT_RANGE:-}" ]; then
   old_range=$(sysctl -n net.ipv4.ip_local_port_range)
   sysctl -q -w net.ipv4.ip_local_port_range="$PORT_RANGE"
-  cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; sysctl -q -w net.ipv4.ip_local_port_range="$old_range"; }
 fi
 echo "net.ipv4.ip_local_port_range: $(sysctl -n net.ipv4.ip_local_port_range | tr '\t' ' '), tcp_tw_reuse $(sysctl -n net.ipv4.tcp_tw_reuse)"
 
