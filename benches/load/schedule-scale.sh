@@ -2,7 +2,7 @@
 # Schedule scale: N scheduled http_2xx targets (default 10,000) at a 30s interval against a
 # local nginx for DURATION seconds; reports skipped runs, CPU, RSS (every 10 s, to show it flat) and /metrics encode time.
 # Goals (SPEC §11): no skipped runs, /metrics under 20 ms, RSS within blackbox's ~30 MB.
-# Usage: benches/load/schedule-scale.sh [targets] [duration_seconds]
+# Usage: [OURS=binary] benches/load/schedule-scale.sh [targets] [duration_seconds]
 set -euo pipefail
 TARGETS=${1:-10000}
 DURATION=${2:-180}
@@ -11,8 +11,12 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=$(mktemp -d)
 . "$ROOT/benches/load/lib.sh"   # free_port
 
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
-BIN="$ROOT/target/release/siembox-exporter"
+# OURS=path/to/binary measures another build (e.g. before and after a change).
+if [ -z "${OURS:-}" ]; then
+  cargo build --release --locked --quiet --manifest-path "$ROOT/Cargo.toml"
+  OURS="$ROOT/target/release/siembox-exporter"
+fi
+BIN=$OURS
 
 # The target: nginx on a free port with a config of our own (never :80).
 NGINX_PORT=$(free_port)

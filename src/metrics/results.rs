@@ -60,6 +60,7 @@ impl SeriesLabels {
 }
 
 /// Name, help and type of a metric family, stored once for all targets.
+#[derive(Clone, Copy)]
 struct FamilyMeta {
     name: &'static str,
     help: &'static str,
@@ -104,7 +105,8 @@ impl Entry {
 
 #[derive(Default)]
 struct Inner {
-    entries: HashMap<String, Entry>,
+    /// Shared so that `encode` can copy the pointers and release the lock before the long part.
+    entries: HashMap<String, Arc<Entry>>,
     /// Every family seen, and its index by name.
     families: Vec<FamilyMeta>,
     family_index: HashMap<&'static str, u16>,
@@ -242,11 +244,11 @@ impl ScheduledResults {
             if !spans.is_empty() {
                 lines.shrink_to_fit();
                 spans.shrink_to_fit();
-                let entry = Entry {
+                let entry = Arc::new(Entry {
                     labels: labels.clone(),
                     lines,
                     spans,
-                };
+                });
                 inner.entries.insert(labels.key.clone(), entry);
             }
             self.series_gauge
@@ -298,57 +300,121 @@ impl ScheduledResults {
     /// Appends every family of scheduled results, HELP and TYPE once per family, in `format`
     /// (without OpenMetrics' closing `# EOF`).
     pub fn encode(&self, out: &mut String, format: Format) {
-        let inner = self.inner.read();
-        // Each family's share of every target: (target labels, line tails), and the bytes all
-        // lines will take, so `out` grows once.
-        let mut members: Vec<Vec<(&str, &str)>> = inner
-            .series
+        self.encode_split_from(out, format, PARALLEL_MIN_BYTES);
+    }
+
+    /// `encode`, on two threads when the lines take `parallel_min_bytes` or more.
+    fn encode_split_from(&self, out: &mut String, format: Format, parallel_min_bytes: usize) {
+        // A snapshot, so that `record` (on a runtime worker) never waits out a whole encode.
+        let (entries, families, series) = {
+            let inner = self.inner.read();
+            let entries: Vec<Arc<Entry>> = inner.entries.values().cloned().collect();
+            (entries, inner.families.clone(), inner.series.clone())
+        };
+        // Each family's share of every target: (target labels, line tails), and the bytes its
+        // lines will take, so each buffer grows once.
+        let mut groups: Vec<FamilyLines> = families
             .iter()
-            .map(|n| Vec::with_capacity((*n).min(inner.entries.len())))
+            .zip(&series)
+            .map(|(meta, n)| FamilyLines {
+                meta: *meta,
+                members: Vec::with_capacity((*n).min(entries.len())),
+                bytes: 128 + meta.help.len(),
+            })
             .collect();
-        let mut bytes = 0;
-        for e in inner.entries.values() {
+        for e in &entries {
             let rendered = e.labels.rendered.as_str();
             for (span, text) in e.spans() {
-                let name = inner.families[span.family as usize].name;
-                bytes += text.len() + span.admitted as usize * (name.len() + 7 + rendered.len());
-                members[span.family as usize].push((rendered, text));
+                let group = &mut groups[span.family as usize];
+                group.bytes += text.len()
+                    + span.admitted as usize * (group.meta.name.len() + 7 + rendered.len());
+                group.members.push((rendered, text));
             }
         }
-        out.reserve(bytes + 256 * members.len());
-        let mut order: Vec<usize> = (0..members.len())
-            .filter(|i| !members[*i].is_empty())
-            .collect();
-        order.sort_unstable_by_key(|i| inner.families[*i].name);
-        for i in order {
-            let meta = &inner.families[i];
-            let kind = match meta.kind {
-                MetricKind::Gauge => "gauge",
-                MetricKind::Counter => "counter",
-            };
-            let _ = writeln!(out, "# HELP {} {}", meta.name, meta.help.replace('\n', " "));
-            let _ = writeln!(out, "# TYPE {} {}", meta.name, kind);
-            let suffix = if meta.kind == MetricKind::Counter
-                && format == Format::OpenMetrics
-                && !meta.name.ends_with("_total")
-            {
-                "_total"
-            } else {
-                ""
-            };
-            for (rendered, text) in &members[i] {
-                for tail in text.split_inclusive('\n') {
-                    out.push_str(meta.name);
-                    out.push_str(suffix);
-                    out.push('{');
-                    out.push_str(rendered);
-                    // A tail starts with its own labels' comma; without target labels, no comma.
-                    out.push_str(if rendered.is_empty() {
-                        tail.strip_prefix(',').unwrap_or(tail)
-                    } else {
-                        tail
-                    });
-                }
+        groups.retain(|g| !g.members.is_empty());
+        groups.sort_unstable_by_key(|g| g.meta.name);
+        let total: usize = groups.iter().map(|g| g.bytes).sum();
+        if total < parallel_min_bytes {
+            reserve(out, total);
+            groups.iter().for_each(|g| g.encode(out, format));
+            return;
+        }
+        // Two halves by size, the second encoded on its own thread, then appended: copying
+        // half the body costs far less than encoding it (SPEC §11: 220k series in < 20 ms).
+        let mut first_bytes = 0;
+        let split = groups
+            .iter()
+            .position(|g| {
+                first_bytes += g.bytes;
+                first_bytes >= total / 2
+            })
+            .map_or(groups.len(), |i| i + 1);
+        let (first, second) = groups.split_at(split);
+        let second_bytes = total - first_bytes.min(total);
+        std::thread::scope(|scope| {
+            let tail = scope.spawn(|| {
+                let mut tail = String::new();
+                reserve(&mut tail, second_bytes);
+                second.iter().for_each(|g| g.encode(&mut tail, format));
+                tail
+            });
+            reserve(out, total);
+            first.iter().for_each(|g| g.encode(out, format));
+            match tail.join() {
+                Ok(tail) => out.push_str(&tail),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        });
+    }
+}
+
+/// Bodies at least this large are encoded on two threads.
+const PARALLEL_MIN_BYTES: usize = 2 << 20;
+
+/// Grows `out` by `additional` bytes at once, on huge pages when that large: a fresh 18 MB
+/// buffer otherwise takes 4 500 page faults per scrape, a third of the encoding time.
+fn reserve(out: &mut String, additional: usize) {
+    out.reserve(additional);
+    crate::alloc::advise_huge_pages(out);
+}
+
+/// One family's lines from every target, ready to encode.
+struct FamilyLines<'a> {
+    meta: FamilyMeta,
+    members: Vec<(&'a str, &'a str)>,
+    /// About the bytes `encode` writes (a slight overestimate).
+    bytes: usize,
+}
+
+impl FamilyLines<'_> {
+    fn encode(&self, out: &mut String, format: Format) {
+        let meta = &self.meta;
+        let kind = match meta.kind {
+            MetricKind::Gauge => "gauge",
+            MetricKind::Counter => "counter",
+        };
+        let _ = writeln!(out, "# HELP {} {}", meta.name, meta.help.replace('\n', " "));
+        let _ = writeln!(out, "# TYPE {} {}", meta.name, kind);
+        let suffix = if meta.kind == MetricKind::Counter
+            && format == Format::OpenMetrics
+            && !meta.name.ends_with("_total")
+        {
+            "_total"
+        } else {
+            ""
+        };
+        for (rendered, text) in &self.members {
+            for tail in text.split_inclusive('\n') {
+                out.push_str(meta.name);
+                out.push_str(suffix);
+                out.push('{');
+                out.push_str(rendered);
+                // A tail starts with its own labels' comma; without target labels, no comma.
+                out.push_str(if rendered.is_empty() {
+                    tail.strip_prefix(',').unwrap_or(tail)
+                } else {
+                    tail
+                });
             }
         }
     }
@@ -508,5 +574,36 @@ mod tests {
             !out.contains("probe_b{module=\"m\",target=\"t1\"}"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn two_threads_write_exactly_what_one_writes() {
+        let mut reg = Registry::default();
+        let r = ScheduledResults::new(usize::MAX, 64, &mut reg);
+        let outcome = with_families(vec![
+            family(
+                "probe_b",
+                MetricKind::Gauge,
+                &[("connect", 0.5), ("tls", 2.0)],
+            ),
+            family("probe_a", MetricKind::Counter, &[("", 1.0)]),
+            family("probe_c", MetricKind::Gauge, &[("", 3.0)]),
+            family("probe_d", MetricKind::Gauge, &[("x", 4.0)]),
+        ]);
+        for i in 0..50 {
+            r.record(&labels(i), outcome.clone());
+        }
+        for format in [Format::Text, Format::OpenMetrics] {
+            let mut one = String::from("# before\n");
+            r.encode_split_from(&mut one, format, usize::MAX);
+            let mut two = String::from("# before\n");
+            r.encode_split_from(&mut two, format, 0);
+            assert_eq!(one, two);
+            assert_eq!(one.matches("# TYPE ").count(), 4, "{one}");
+        }
+        let empty = ScheduledResults::new(10, 64, &mut Registry::default());
+        let mut out = String::new();
+        empty.encode_split_from(&mut out, Format::Text, 0);
+        assert_eq!(out, "");
     }
 }

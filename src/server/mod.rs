@@ -1,5 +1,6 @@
 //! The HTTP listener: routing to the endpoint handlers, response compression, graceful shutdown.
 
+pub mod gzip;
 mod logs;
 mod probe;
 mod respond;
@@ -147,7 +148,9 @@ async fn route(app: &Arc<App>, req: &Request<Incoming>) -> Reply {
     let path = req.uri().path();
     match (req.method(), path) {
         (&Method::GET | &Method::HEAD, "/probe") => probe::handle(app, req).await,
-        (&Method::GET | &Method::HEAD, "/metrics") => probe::metrics(app, req),
+        (&Method::GET | &Method::HEAD, "/metrics") => {
+            respond::blocking(|| probe::metrics(app, req))
+        }
         (&Method::GET | &Method::HEAD, "/-/healthy") => plain(StatusCode::OK, "Healthy\n"),
         (&Method::GET | &Method::HEAD, "/-/ready") => plain(StatusCode::OK, "Ready\n"),
         (&Method::POST | &Method::PUT, "/-/reload") => match app.reload() {

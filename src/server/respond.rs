@@ -1,15 +1,15 @@
 //! Building responses: content type, gzip when the client accepts it.
 
-use super::Body;
+use super::{gzip, Body};
 use bytes::Bytes;
-use flate2::write::GzEncoder;
-use flate2::Compression;
 use hyper::header::{HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, VARY};
 use hyper::{Request, Response, StatusCode};
-use std::io::Write;
 
 /// Bodies smaller than this are not worth compressing.
 const GZIP_MIN_BYTES: usize = 512;
+/// Compressing a body this large takes milliseconds: long enough to hand the runtime worker's
+/// other tasks to another thread meanwhile.
+const GZIP_BLOCKING_BYTES: usize = 1 << 20;
 
 pub struct Reply {
     status: StatusCode,
@@ -28,10 +28,12 @@ impl Reply {
 
     pub fn into_response<B>(self, req: &Request<B>) -> Response<Body> {
         let gzip = self.body.len() >= GZIP_MIN_BYTES && accepts_gzip(req);
-        let compressed = if gzip {
-            gzip_bytes(self.body.as_bytes())
-        } else {
-            None
+        let compressed = match gzip {
+            false => None,
+            true if self.body.len() >= GZIP_BLOCKING_BYTES => {
+                blocking(|| gzip::compress(self.body.as_bytes()).ok())
+            }
+            true => gzip::compress(self.body.as_bytes()).ok(),
         };
         let is_gzip = compressed.is_some();
         let mut resp = Response::new(Body::new(match compressed {
@@ -67,8 +69,13 @@ fn accepts_gzip<B>(req: &Request<B>) -> bool {
         })
 }
 
-fn gzip_bytes(data: &[u8]) -> Option<Vec<u8>> {
-    let mut enc = GzEncoder::new(Vec::with_capacity(data.len() / 4), Compression::fast());
-    enc.write_all(data).ok()?;
-    enc.finish().ok()
+/// Runs `work` that holds the thread for milliseconds (a large `/metrics`, its gzip): on the
+/// multi-thread runtime the worker's queued tasks move to another thread first, so probes and
+/// schedules keep running; elsewhere (a current-thread runtime, no runtime) it just runs.
+pub fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
 }

@@ -208,8 +208,10 @@ pub(super) async fn open(
         match http1::handshake(io).await {
             Ok((s, conn)) => (
                 Sender::H1(s),
+                // Without hyper's shutdown(2) at the end: close(2) sends the same FIN, and a
+                // probe saves a syscall.
                 tokio::spawn(async move {
-                    let _ = conn.await;
+                    let _ = conn.without_shutdown().await;
                 }),
             ),
             Err(e) => {
