@@ -350,7 +350,7 @@ impl ScheduledResults {
             })
             .map_or(groups.len(), |i| i + 1);
         let (first, second) = groups.split_at(split);
-        let second_bytes = total - first_bytes.min(total);
+        let second_bytes = second.iter().map(|g| g.bytes).sum();
         std::thread::scope(|scope| {
             let tail = scope.spawn(|| {
                 let mut tail = String::new();

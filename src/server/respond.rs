@@ -28,12 +28,11 @@ impl Reply {
 
     pub fn into_response<B>(self, req: &Request<B>) -> Response<Body> {
         let gzip = self.body.len() >= GZIP_MIN_BYTES && accepts_gzip(req);
+        let compress = || gzip::compress(self.body.as_bytes()).ok();
         let compressed = match gzip {
             false => None,
-            true if self.body.len() >= GZIP_BLOCKING_BYTES => {
-                blocking(|| gzip::compress(self.body.as_bytes()).ok())
-            }
-            true => gzip::compress(self.body.as_bytes()).ok(),
+            true if self.body.len() >= GZIP_BLOCKING_BYTES => blocking(compress),
+            true => compress(),
         };
         let is_gzip = compressed.is_some();
         let mut resp = Response::new(Body::new(match compressed {
