@@ -1,10 +1,10 @@
-//! Drop-in compatibility: Debian's blackbox_exporter and ours run the same modules against the
-//! same targets; both must agree on `probe_success`, and every metric name blackbox emits, we
-//! emit too.
+//! Drop-in compatibility: blackbox_exporter 0.28 (the release we are a drop-in for), Debian's
+//! 0.23, and ours run the same modules against the same targets; ours must agree with each on
+//! `probe_success`, and emit every metric name it emits.
 
 mod support;
 
-use support::blackbox::Blackbox;
+use support::blackbox::{Blackbox, Version};
 use support::{metric_names, metric_value, request, Exporter};
 
 /// Metrics blackbox emits that we leave out on purpose, by prober module prefix, with the reason
@@ -20,7 +20,19 @@ struct Case {
     target: String,
 }
 
-async fn compare(ours: &Exporter, bb: &Blackbox, cases: &[Case]) {
+/// Runs every case on ours and on each blackbox release in `versions` (all started on `config`).
+async fn compare(config: &std::path::Path, versions: &[Version], cases: &[Case]) {
+    let ours = Exporter::start_file(config.to_path_buf()).await;
+    let mut problems = Vec::new();
+    for &v in versions {
+        let bb = Blackbox::start_version(v, config).await;
+        problems.extend(differences(&ours, &bb, cases).await);
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
+
+async fn differences(ours: &Exporter, bb: &Blackbox, cases: &[Case]) -> Vec<String> {
+    let version = bb.version;
     let mut problems = Vec::new();
     for c in cases {
         let theirs = bb.probe(c.module, &c.target).await;
@@ -40,7 +52,7 @@ async fn compare(ours: &Exporter, bb: &Blackbox, cases: &[Case]) {
             metric_value(&mine, "probe_success"),
         );
         if s_theirs.is_none() || s_theirs != s_mine {
-            problems.push(format!("{} {}: probe_success blackbox={s_theirs:?} ours={s_mine:?}\n--- blackbox:\n{theirs}\n--- ours:\n{mine}", c.module, c.target));
+            problems.push(format!("{} {}: probe_success blackbox {version:?}={s_theirs:?} ours={s_mine:?}\n--- blackbox:\n{theirs}\n--- ours:\n{mine}", c.module, c.target));
         }
         let missing: Vec<_> = metric_names(&theirs)
             .difference(&metric_names(&mine))
@@ -53,12 +65,12 @@ async fn compare(ours: &Exporter, bb: &Blackbox, cases: &[Case]) {
             .collect();
         if !missing.is_empty() {
             problems.push(format!(
-                "{} {}: metrics blackbox emits and we do not: {missing:?}",
+                "{} {}: metrics blackbox {version:?} emits and we do not: {missing:?}",
                 c.module, c.target
             ));
         }
     }
-    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+    problems
 }
 
 fn write_config(yaml: &str) -> std::path::PathBuf {
@@ -103,8 +115,6 @@ async fn tcp_modules_agree_with_blackbox() {
       - expect: \"^220 \"
 ",
     );
-    let ours = Exporter::start_file(config.clone()).await;
-    let bb = Blackbox::start(&config).await;
     let closed = support::free_port();
     let cases = vec![
         Case {
@@ -128,7 +138,7 @@ async fn tcp_modules_agree_with_blackbox() {
             target: banner_addr.to_string(),
         },
     ];
-    compare(&ours, &bb, &cases).await;
+    compare(&config, &Version::ALL, &cases).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,8 +209,6 @@ async fn dns_icmp_and_grpc_modules_agree_with_blackbox() {
       preferred_ip_protocol: ip4
 ",
     );
-    let ours = Exporter::start_file(config.clone()).await;
-    let bb = Blackbox::start(&config).await;
     let cases = vec![
         Case {
             module: "dns_a",
@@ -235,7 +243,7 @@ async fn dns_icmp_and_grpc_modules_agree_with_blackbox() {
             target: grpc.target(),
         },
     ];
-    compare(&ours, &bb, &cases).await;
+    compare(&config, &Version::ALL, &cases).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -270,8 +278,6 @@ async fn http_modules_agree_with_blackbox() {
       follow_redirects: false
 ",
     );
-    let ours = Exporter::start_file(config.clone()).await;
-    let bb = Blackbox::start(&config).await;
     let closed = support::free_port();
     let cases = vec![
         Case {
@@ -303,5 +309,5 @@ async fn http_modules_agree_with_blackbox() {
             target: format!("http://127.0.0.1:{closed}/"),
         },
     ];
-    compare(&ours, &bb, &cases).await;
+    compare(&config, &Version::ALL, &cases).await;
 }

@@ -1,12 +1,14 @@
-//! Debian's blackbox_exporter, run as the reference for compatibility tests.
+//! blackbox_exporter, run as the reference for compatibility tests: 0.28 (the version we are a
+//! drop-in for, built by scripts/go-tools) and Debian's 0.23 (where an older release adds a case).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 pub struct Blackbox {
     child: Child,
     pub port: u16,
+    pub version: Version,
 }
 
 impl Drop for Blackbox {
@@ -16,23 +18,40 @@ impl Drop for Blackbox {
     }
 }
 
-fn binary() -> &'static str {
-    for p in [
-        "/usr/bin/prometheus-blackbox-exporter",
-        "/usr/local/bin/blackbox_exporter",
-    ] {
-        if Path::new(p).exists() {
-            return p;
+/// The releases the tests compare against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    /// blackbox_exporter 0.28.0, from the Go module proxy (scripts/go-tools).
+    V0_28,
+    /// Debian's package (0.23.0 on bookworm).
+    Debian,
+}
+
+impl Version {
+    pub const ALL: [Version; 2] = [Version::V0_28, Version::Debian];
+
+    pub fn binary(self) -> PathBuf {
+        match self {
+            Version::V0_28 => super::tools::go_tool("blackbox_exporter-0.28.0"),
+            Version::Debian => {
+                let p = Path::new("/usr/bin/prometheus-blackbox-exporter");
+                assert!(p.exists(), "Debian's blackbox_exporter is not installed: run scripts/test-prerequisites (package prometheus-blackbox-exporter)");
+                p.to_path_buf()
+            }
         }
     }
-    panic!("blackbox_exporter is not installed: run scripts/test-prerequisites (Debian package prometheus-blackbox-exporter)");
 }
 
 impl Blackbox {
-    /// Starts blackbox_exporter on a free port with `config` and waits until it answers.
+    /// Starts blackbox_exporter 0.28 on a free port with `config` and waits until it answers.
     pub async fn start(config: &Path) -> Blackbox {
+        Self::start_version(Version::V0_28, config).await
+    }
+
+    /// Starts the given release on a free port with `config` and waits until it answers.
+    pub async fn start_version(version: Version, config: &Path) -> Blackbox {
         let port = super::free_port();
-        let child = Command::new(binary())
+        let child = Command::new(version.binary())
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--log.level=error")
@@ -40,7 +59,11 @@ impl Blackbox {
             .stderr(Stdio::null())
             .spawn()
             .expect("blackbox_exporter starts");
-        let bb = Blackbox { child, port };
+        let bb = Blackbox {
+            child,
+            port,
+            version,
+        };
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
@@ -50,7 +73,7 @@ impl Blackbox {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("blackbox_exporter did not start listening on {port}");
+        panic!("blackbox_exporter {version:?} did not start listening on {port}");
     }
 
     pub async fn probe(&self, module: &str, target: &str) -> String {

@@ -13,6 +13,7 @@ pub mod prometheus;
 pub mod redis_server;
 pub mod redis_tls;
 pub mod slow_server;
+pub mod tools;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
