@@ -1,13 +1,13 @@
 //! The postgres, mysql, redis and mongodb probers against the real servers of this machine
 //! (see tests/support/db.rs): success, wrong password, closed port, a query slower than the
 //! timeout, pool exhaustion, pool reuse, credentials in the target, pools dropped on reload and
-//! when idle. MongoDB has no server here: only its failure paths are tested.
+//! when idle. MongoDB's are in tests/mongodb.rs (against FerretDB).
 
 mod support;
 
 use std::time::{Duration, Instant};
 use support::db::{self, Server, TempUser};
-use support::{metric_value, metric_value_with, request, Exporter};
+use support::{failure_reason, metric_value, metric_value_with, request, Exporter};
 
 /// Module YAML for `server` with `extra` lines (indented 4) inside its prober section.
 fn module(name: &str, server: Server, timeout: &str, extra: &str) -> String {
@@ -55,21 +55,6 @@ fn login_as(user: &TempUser, password: &str) -> String {
             user.name
         ),
     }
-}
-
-async fn debug_probe(ex: &Exporter, module: &str, target: &str) -> String {
-    let q = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("module", module)
-        .append_pair("target", target)
-        .append_pair("debug", "true")
-        .finish();
-    ex.get(&format!("/probe?{q}")).await.body
-}
-
-fn failure_reason(debug: &str) -> Option<&str> {
-    debug
-        .lines()
-        .find_map(|l| l.strip_prefix("failure_reason="))
 }
 
 async fn success_case(server: Server, query: &str, expected: &str, version_hint: &str) {
@@ -151,7 +136,7 @@ async fn success_case(server: Server, query: &str, expected: &str, version_hint:
         admin_login(server)
     );
     let ex = Exporter::start(&config(&[module("bad", server, "5s", &extra)])).await;
-    let debug = debug_probe(&ex, "bad", address(server)).await;
+    let debug = ex.debug_probe("bad", address(server)).await;
     assert_eq!(failure_reason(&debug), Some("status"), "{debug}");
     assert!(
         debug.contains("probe_db_expected_result_match 0"),
@@ -197,7 +182,7 @@ async fn wrong_password_case(server: Server) {
         _ => login_as(&user, &wrong),
     };
     let ex = Exporter::start(&config(&[module("auth", server, "5s", &login)])).await;
-    let debug = debug_probe(&ex, "auth", address(server)).await;
+    let debug = ex.debug_probe("auth", address(server)).await;
     assert!(debug.contains("probe_success 0"), "{debug}");
     assert_eq!(failure_reason(&debug), Some("auth"), "{debug}");
     assert!(!debug.contains(&wrong), "password leaked:\n{debug}");
@@ -241,7 +226,7 @@ async fn nothing_listening_is_connection_refused_for_every_database() {
     let ex = Exporter::start(&config(&modules)).await;
     for m in ["postgres", "mysql", "redis", "mongodb"] {
         let start = Instant::now();
-        let debug = debug_probe(&ex, m, &format!("127.0.0.1:{port}")).await;
+        let debug = ex.debug_probe(m, &format!("127.0.0.1:{port}")).await;
         assert!(debug.contains("probe_success 0"), "{m}: {debug}");
         assert_eq!(
             failure_reason(&debug),
@@ -258,7 +243,7 @@ async fn slow_query_case(server: Server, slow: &str) {
     let extra = format!("{}      {slow}\n", admin_login(server));
     let ex = Exporter::start(&config(&[module("slow", server, "1s", &extra)])).await;
     let start = Instant::now();
-    let debug = debug_probe(&ex, "slow", address(server)).await;
+    let debug = ex.debug_probe("slow", address(server)).await;
     let took = start.elapsed();
     assert!(debug.contains("probe_success 0"), "{debug}");
     assert_eq!(failure_reason(&debug), Some("timeout"), "{debug}");
@@ -331,7 +316,7 @@ async fn exhaustion_case(server: Server, slow: &str) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let start = Instant::now();
-    let debug = debug_probe(&ex, "one", address(server)).await;
+    let debug = ex.debug_probe("one", address(server)).await;
     let took = start.elapsed();
     assert_eq!(failure_reason(&debug), Some("pool_exhausted"), "{debug}");
     assert!(debug.contains("max_size 1"), "{debug}");
@@ -452,7 +437,7 @@ async fn credentials_in_the_target_are_refused_and_never_shown() {
         ("redis", "redis://:Hunter2Secret@127.0.0.1:6379/0"),
         ("mongodb", "mongodb://u:Hunter2Secret@127.0.0.1:27017"),
     ] {
-        let debug = debug_probe(&ex, m, target).await;
+        let debug = ex.debug_probe(m, target).await;
         assert_eq!(failure_reason(&debug), Some("config"), "{m}: {debug}");
         assert!(debug.contains("module config"), "{m}: {debug}");
         assert!(!debug.contains("Hunter2Secret"), "{m} leaked: {debug}");
@@ -504,7 +489,7 @@ async fn password_from_file_and_env() {
     }
     // A rotated password file is read on the next probe and rebuilds the pool.
     std::fs::write(&file, "rotated-wrong").unwrap();
-    let debug = debug_probe(&ex, "file", db::MYSQL).await;
+    let debug = ex.debug_probe("file", db::MYSQL).await;
     assert_eq!(failure_reason(&debug), Some("auth"), "{debug}");
     assert!(!debug.contains(&user.password) && !debug.contains("rotated-wrong"));
 }
@@ -634,7 +619,7 @@ async fn postgres_tls_is_used_and_verified() {
         )) == expect
     };
     assert!(ssl("true"), "the pooled connection does not use TLS");
-    let debug = debug_probe(&ex, "verified", db::PG).await;
+    let debug = ex.debug_probe("verified", db::PG).await;
     assert_eq!(failure_reason(&debug), Some("tls"), "{debug}");
     assert!(debug.contains("certificate"), "{debug}");
     // Without tls the same login runs in clear: a second, non-TLS session appears.
@@ -767,10 +752,10 @@ async fn redis_tls_with_ca_file_and_verification_failure() {
             "{m}: {body}"
         );
     }
-    let debug = debug_probe(&ex, "tls_system", &target).await;
+    let debug = ex.debug_probe("tls_system", &target).await;
     assert!(debug.contains("probe_success 0"), "{debug}");
     assert_eq!(failure_reason(&debug), Some("tls"), "{debug}");
-    let debug = debug_probe(&ex, "plain", &target).await;
+    let debug = ex.debug_probe("plain", &target).await;
     assert!(debug.contains("probe_success 0"), "{debug}");
 }
 
@@ -780,7 +765,7 @@ async fn redis_tls_with_ca_file_and_verification_failure() {
 async fn mysql_tls_required_but_not_offered_fails_with_tls() {
     let extra = "      user: root\n      tls: true\n";
     let ex = Exporter::start(&config(&[module("tls", Server::Mysql, "3s", extra)])).await;
-    let debug = debug_probe(&ex, "tls", db::MYSQL).await;
+    let debug = ex.debug_probe("tls", db::MYSQL).await;
     assert!(debug.contains("probe_success 0"), "{debug}");
     assert_eq!(failure_reason(&debug), Some("tls"), "{debug}");
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use support::redis_server::RedisServer;
 use support::slow_server::SlowServer;
 use support::sshd::{KeyPair, Sshd, SshdOptions};
-use support::{metric_value, metric_value_with, request, Exporter};
+use support::{failure_reason, metric_value, metric_value_with, request, Exporter};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The tests count the whole process's sockets: one test at a time.
@@ -84,12 +84,6 @@ async fn assert_no_leaks(fds_before: usize, tasks_before: usize) {
         "fds {fds_before} -> {}, tasks {tasks_before} -> {}",
         settled.0, settled.1
     );
-}
-
-fn failure_reason(debug: &str) -> Option<&str> {
-    debug
-        .lines()
-        .find_map(|l| l.strip_prefix("failure_reason="))
 }
 
 /// Starts a fault server: `kind` is "silent", "reset" or "trickle".

@@ -142,14 +142,61 @@ pub struct MongoProbe {
     pub password_env: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_source: Option<String>,
+    /// `SCRAM-SHA-256`, `SCRAM-SHA-1` or `PLAIN` (LDAP and proxies); negotiated when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_mechanism: Option<MongoAuthMechanism>,
+    /// A command name run as `{name: 1}` (default `ping`), or a whole command document in
+    /// extended JSON (`{"dbStats": 1, "scale": 1024}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
+    /// The database the command runs against (default `admin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// Compared, as text, with the reply's `result_field`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_result: Option<String>,
+    /// Dotted path of the reply field `expected_result` is compared with (default `ok`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_field: Option<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub tls: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_config: Option<TlsConfig>,
     #[serde(default)]
     pub pool: PoolConfig,
+}
+
+/// The password mechanisms a module may name (the driver's names, as in `authMechanism=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub enum MongoAuthMechanism {
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+    #[serde(rename = "SCRAM-SHA-1")]
+    ScramSha1,
+    #[serde(rename = "PLAIN")]
+    Plain,
+}
+
+impl MongoProbe {
+    /// The command to run: `{name: 1}` for a bare name (default `ping`), or the extended-JSON
+    /// document as written. Checked at load, so a probe never meets a malformed one.
+    pub fn command_document(&self) -> Result<mongodb::bson::Document, String> {
+        use mongodb::bson::{doc, Bson};
+        let text = self.command.as_deref().unwrap_or("ping").trim();
+        if text.is_empty() {
+            return Err("command is empty".into());
+        }
+        if !text.starts_with('{') {
+            return Ok(doc! { text: 1 });
+        }
+        let json: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| format!("command is not a JSON document: {e}"))?;
+        match Bson::try_from(json) {
+            Ok(Bson::Document(d)) if !d.is_empty() => Ok(d),
+            Ok(_) => Err("command document names no command".into()),
+            Err(e) => Err(format!("command is not valid extended JSON: {e}")),
+        }
+    }
 }
 
 /// `ssh` prober: banner, key exchange, optional host-key check.

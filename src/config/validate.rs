@@ -41,6 +41,11 @@ pub(super) fn validate(config: &Config, text: &str) -> Vec<ConfigProblem> {
                 report(name, format!("{at}.grpc.{field}"), message);
             }
         }
+        if let Some(mongo) = module.mongodb.as_ref() {
+            if let Err(e) = mongo.command_document() {
+                report(name, format!("{at}.mongodb.command"), e);
+            }
+        }
         let pools = [
             ("postgres", module.postgres.as_ref().map(|s| &s.pool)),
             ("mysql", module.mysql.as_ref().map(|s| &s.pool)),

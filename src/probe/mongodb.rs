@@ -1,25 +1,26 @@
 //! The mongodb prober: the driver's own connection pool (one `Client` per module and target,
 //! direct connection to the target, so a secondary is probed as itself), the version from
 //! `buildInfo` (once per pool), the role from `hello` (`secondary: true` is a replica), then the
-//! health command (default `ping`).
+//! health command (default `ping`, or a whole command document), whose reply field
+//! `result_field` (default `ok`) is compared with `expected_result` when that is set.
 //!
 //! The driver hides its pool, so this prober gates probes with a semaphore of `max_size`
 //! permits (pool exhaustion = no permit within `acquire_timeout`) and counts connections from
 //! the driver's CMAP events. `max_lifetime` has no equivalent in the driver and is not applied;
 //! the driver connects inside its pool, so connect time is part of the `query` phase.
 //!
-//! NOT TESTED against a real server: no MongoDB runs on the development machine. The tests cover
-//! config, target parsing, client options and the failure against a closed port only.
+//! Tested against FerretDB (a MongoDB wire-protocol server) in tests/mongodb.rs; no MongoDB
+//! server itself runs on the development machine.
 
 use super::db::{self, DbTarget};
 use super::pools::{AcquireError, PoolHandle, PoolKind, PoolState, PoolStats};
 use super::recorder::{FailureReason, ProbeRecorder};
 use super::{ProbeEnv, ProbeRequest};
-use crate::config::{MongoProbe, PoolConfig, ProberKind, Secret};
+use crate::config::{MongoAuthMechanism, MongoProbe, PoolConfig, ProberKind, Secret};
 use mongodb::bson::{doc, Document};
 use mongodb::event::cmap::CmapEvent;
 use mongodb::event::EventHandler;
-use mongodb::options::{ClientOptions, Credential, ServerAddress, Tls, TlsOptions};
+use mongodb::options::{AuthMechanism, ClientOptions, Credential, ServerAddress, Tls, TlsOptions};
 use mongodb::Client;
 use std::any::Any;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -42,11 +43,13 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
             return false;
         }
     };
-    let command = cfg.command.clone().unwrap_or_else(|| "ping".into());
-    if command.trim().is_empty() {
-        rec.fail(FailureReason::Config, "mongodb.command is empty");
-        return false;
-    }
+    let command = match cfg.command_document() {
+        Ok(c) => c,
+        Err(e) => {
+            rec.fail(FailureReason::Config, format!("mongodb.{e}"));
+            return false;
+        }
+    };
     // Shorter than the probe's timeout, so an unreachable server fails with the driver's reason
     // (refused, TLS, auth) rather than with the probe's deadline.
     let selection_timeout = req
@@ -76,14 +79,15 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
         }
     };
     rec.debug(format!("Connecting to MongoDB at {}", target.address()));
-    let ok = run(req, command.trim(), &pool, rec).await;
+    let ok = run(req, cfg, command, &pool, rec).await;
     db::record_pool_state(rec, pool.state());
     ok
 }
 
 async fn run(
     req: &ProbeRequest<'_>,
-    command: &str,
+    cfg: &MongoProbe,
+    command: Document,
     pool: &MongoPool,
     rec: &mut ProbeRecorder,
 ) -> bool {
@@ -121,21 +125,46 @@ async fn run(
             return false;
         }
     }
-    let result = admin.run_command(doc! {command: 1}).await;
+    let name = command.keys().next().cloned().unwrap_or_default();
+    let database = pool
+        .client
+        .database(cfg.database.as_deref().unwrap_or("admin"));
+    let result = database.run_command(command).await;
     db::record_phase(rec, "query", start.elapsed());
     match result {
         Ok(reply) => {
-            rec.debug(format!(
-                "Command {command:?} returned ok={:?}",
-                reply.get("ok")
-            ));
-            true
+            let field = cfg.result_field.as_deref().unwrap_or("ok");
+            let got = field_text(&reply, field);
+            rec.debug(format!("Command {name:?} returned {field}={got:?}"));
+            db::check_expected(rec, cfg.expected_result.as_deref(), got.as_deref())
         }
         Err(e) => {
-            rec.fail(classify(&e), format!("command {command:?} failed: {e}"));
+            rec.fail(classify(&e), format!("command {name:?} failed: {e}"));
             false
         }
     }
+}
+
+/// The reply's field at dotted `path` as text: numbers without a needless `.0` (`ok: 1.0` is
+/// `1`), strings as they are, anything else as relaxed extended JSON.
+pub fn field_text(reply: &Document, path: &str) -> Option<String> {
+    use mongodb::bson::Bson;
+    let mut value = None;
+    let mut doc = Some(reply);
+    for key in path.split('.') {
+        let v = doc?.get(key)?;
+        doc = v.as_document();
+        value = Some(v);
+    }
+    Some(match value? {
+        Bson::Double(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
+        Bson::Double(f) => f.to_string(),
+        Bson::Int32(i) => i.to_string(),
+        Bson::Int64(i) => i.to_string(),
+        Bson::String(s) => s.clone(),
+        Bson::Boolean(b) => b.to_string(),
+        other => other.clone().into_relaxed_extjson().to_string(),
+    })
 }
 
 /// `hello` says `secondary: true` on a replica-set secondary.
@@ -190,11 +219,17 @@ pub fn client_options(
     opts.server_selection_timeout = Some(selection_timeout);
     opts.connect_timeout = Some(selection_timeout);
     if let Some(user) = &cfg.username {
+        let mechanism = cfg.auth_mechanism.map(|m| match m {
+            MongoAuthMechanism::ScramSha256 => AuthMechanism::ScramSha256,
+            MongoAuthMechanism::ScramSha1 => AuthMechanism::ScramSha1,
+            MongoAuthMechanism::Plain => AuthMechanism::Plain,
+        });
         opts.credential = Some(
             Credential::builder()
                 .username(user.clone())
                 .password(password.map(|p| p.expose().to_string()))
                 .source(cfg.auth_source.clone())
+                .mechanism(mechanism)
                 .build(),
         );
     }
@@ -301,7 +336,14 @@ impl PoolHandle for MongoPool {
 
     fn state(&self) -> PoolState {
         let open = self.counts.open.load(Ordering::Relaxed).max(0) as usize;
-        let in_use = self.counts.in_use.load(Ordering::Relaxed).max(0) as usize;
+        // The driver reports a check-in after the command's reply has reached the probe, so
+        // its count lags; a connection is in use only while a probe holds a gate permit.
+        let holders = self
+            .cfg
+            .max_size
+            .max(1)
+            .saturating_sub(self.gate.available_permits());
+        let in_use = (self.counts.in_use.load(Ordering::Relaxed).max(0) as usize).min(holders);
         PoolState {
             open,
             idle: open.saturating_sub(in_use),
@@ -374,6 +416,51 @@ mod tests {
         assert!(opts.credential.is_none());
         assert!(opts.tls.is_none());
         assert_eq!(opts.max_pool_size, Some(4));
+    }
+
+    #[test]
+    fn reply_fields_read_as_text_by_dotted_path() {
+        let reply = doc! {"ok": 1.0, "n": 3_i64, "version": "7.0.77",
+        "connections": {"current": 4_i32, "ratio": 0.5}, "flag": true};
+        assert_eq!(field_text(&reply, "ok").as_deref(), Some("1"));
+        assert_eq!(field_text(&reply, "n").as_deref(), Some("3"));
+        assert_eq!(field_text(&reply, "version").as_deref(), Some("7.0.77"));
+        assert_eq!(
+            field_text(&reply, "connections.current").as_deref(),
+            Some("4")
+        );
+        assert_eq!(
+            field_text(&reply, "connections.ratio").as_deref(),
+            Some("0.5")
+        );
+        assert_eq!(field_text(&reply, "flag").as_deref(), Some("true"));
+        assert_eq!(field_text(&reply, "missing"), None);
+        assert_eq!(field_text(&reply, "version.deeper"), None);
+    }
+
+    #[test]
+    fn command_is_a_name_or_an_extended_json_document() {
+        let with = |c: &str| MongoProbe {
+            command: Some(c.into()),
+            ..MongoProbe::default()
+        };
+        assert_eq!(
+            MongoProbe::default().command_document().unwrap(),
+            doc! {"ping": 1}
+        );
+        assert_eq!(
+            with(" hello ").command_document().unwrap(),
+            doc! {"hello": 1}
+        );
+        assert_eq!(
+            with(r#"{"dbStats": 1, "scale": {"$numberLong": "1024"}}"#)
+                .command_document()
+                .unwrap(),
+            doc! {"dbStats": 1, "scale": 1024_i64}
+        );
+        for bad in ["", "{", "{}", r#"{"a": {"$numberLong": "x"}}"#] {
+            assert!(with(bad).command_document().is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

@@ -106,6 +106,14 @@ impl TempUser {
         }
     }
 
+    /// A PostgreSQL role whose password is checked over TCP (a member of
+    /// `siembox_password_login`, which scripts/test-prerequisites puts before the trust rule).
+    pub fn create_password_checked() -> TempUser {
+        let user = TempUser::create(Server::Postgres);
+        psql(&format!("GRANT siembox_password_login TO {}", user.name));
+        user
+    }
+
     /// Connections the server has open for this user right now.
     pub fn sessions(&self) -> usize {
         match self.server {

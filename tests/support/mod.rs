@@ -7,6 +7,7 @@ pub mod certs;
 pub mod chromium;
 pub mod db;
 pub mod dnsmasq;
+pub mod ferretdb;
 pub mod grpc_server;
 pub mod http_server;
 pub mod prometheus;
@@ -118,6 +119,16 @@ impl Exporter {
         (r.status, r.body)
     }
 
+    /// GET `/probe?module=…&target=…&debug=true`: the probe's log, metrics and module.
+    pub async fn debug_probe(&self, module: &str, target: &str) -> String {
+        let q = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("module", module)
+            .append_pair("target", target)
+            .append_pair("debug", "true")
+            .finish();
+        self.get(&format!("/probe?{q}")).await.body
+    }
+
     pub async fn get(&self, path_and_query: &str) -> Response {
         get(&self.url(path_and_query), &[]).await
     }
@@ -152,6 +163,13 @@ pub async fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> Respo
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
     }
+}
+
+/// The `failure_reason=` line of a probe's debug output.
+pub fn failure_reason(debug: &str) -> Option<&str> {
+    debug
+        .lines()
+        .find_map(|l| l.strip_prefix("failure_reason="))
 }
 
 /// The value of an unlabelled sample (or the first sample with `labels` inside its braces).
