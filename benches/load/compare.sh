@@ -10,8 +10,9 @@
 # exporters, and restores it on exit: the tcp_connect runs reach the kernel's limit on new
 # connections to one destination with the default range (benches/README.md has the arithmetic).
 #
-# Needs: wrk, nginx, prometheus-blackbox-exporter (scripts/test-prerequisites installs the last two;
-# apt-get install wrk). Builds the release binary first.
+# Needs: wrk, nginx, blackbox_exporter (scripts/test-prerequisites installs nginx and builds 0.28,
+# used by default; BLACKBOX=path picks another, e.g. Debian's 0.23 at
+# /usr/bin/prometheus-blackbox-exporter; apt-get install wrk). Builds the release binary first.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${1:-10}
@@ -19,8 +20,12 @@ ROUNDS=${2:-2}
 THREADS=2
 
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
-BLACKBOX=$(command -v prometheus-blackbox-exporter || command -v blackbox_exporter || true)
-[ -n "$BLACKBOX" ] || { echo "blackbox_exporter is missing: apt-get install prometheus-blackbox-exporter" >&2; exit 1; }
+for candidate in "${BLACKBOX:-}" "${SIEMBOX_TEST_TOOLS:-/var/cache/siembox-tests}/bin/blackbox_exporter-0.28.0" \
+  "$(command -v prometheus-blackbox-exporter || true)"; do
+  if [ -n "$candidate" ] && [ -x "$candidate" ]; then BLACKBOX=$candidate; break; fi
+done
+[ -n "${BLACKBOX:-}" ] || { echo "blackbox_exporter is missing: run scripts/test-prerequisites" >&2; exit 1; }
+echo "blackbox_exporter: $BLACKBOX ($("$BLACKBOX" --version 2>&1 | head -1))"
 
 # OURS=path/to/binary compares another build (e.g. before and after a change).
 if [ -z "${OURS:-}" ]; then
