@@ -72,24 +72,12 @@ impl HttpServer {
 
     /// HTTPS with `leaf`; ALPN offers h2 and http/1.1 when `h2`, else http/1.1 only.
     pub async fn start_tls(leaf: &Leaf, h2: bool) -> HttpServer {
-        use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-        let certs = vec![CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes()).unwrap()];
-        let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
-        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
-        config.alpn_protocols = if h2 {
-            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        let alpn: &[&[u8]] = if h2 {
+            &[b"h2", b"http/1.1"]
         } else {
-            vec![b"http/1.1".to_vec()]
+            &[b"http/1.1"]
         };
-        Self::spawn(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+        Self::spawn(Some(leaf.acceptor(alpn))).await
     }
 
     async fn spawn(tls: Option<tokio_rustls::TlsAcceptor>) -> HttpServer {
