@@ -41,6 +41,16 @@ pub async fn handle<B>(app: &Arc<App>, req: &Request<B>) -> Reply {
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| "http_2xx".to_string());
     let config = app.config();
+    if let Some(prober) = config.unknown_probers.get(&module_name) {
+        // blackbox's order: the target is checked before the prober.
+        if target.as_deref().is_none_or(str::is_empty) {
+            return plain(StatusCode::BAD_REQUEST, "Target parameter is missing\n");
+        }
+        return plain(
+            StatusCode::BAD_REQUEST,
+            format!("Unknown prober {:?}\n", one_line(prober)),
+        );
+    }
     let Some(module) = config.modules.get(&module_name) else {
         app.metrics.module_unknown.inc();
         return plain(
