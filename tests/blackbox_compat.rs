@@ -311,3 +311,96 @@ async fn http_modules_agree_with_blackbox() {
     ];
     compare(&config, &Version::ALL, &cases).await;
 }
+
+// blackbox prober/tcp_test.go (TestTCPConnectionQueryResponseMatching with expect_bytes:
+// probe_failed_due_to_bytes 0 on a match, 1 on a mismatch) and its shipped blackbox.yml
+// (`send: !!binary` of PostgreSQL's SSLRequest, `labels` giving probe_expect_info): ours and
+// 0.28 agree on probe_success, names, and these values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_bytes_binary_send_and_labels_agree_with_blackbox() {
+    let server = support::line_server::LineServer::start(b"SSH-2.0-OpenSSH_9.2p1 test\r\n").await;
+    let config = write_config(
+        "modules:
+  bytes_match:
+    prober: tcp
+    timeout: 3s
+    tcp:
+      query_response:
+      - expect_bytes: \"SSH-2.0-\"
+  bytes_mismatch:
+    prober: tcp
+    timeout: 3s
+    tcp:
+      query_response:
+      - expect_bytes: \"SSH-1.99\"
+  binary_send:
+    prober: tcp
+    timeout: 3s
+    tcp:
+      query_response:
+      - expect: \"^SSH-2.0-\"
+      - send: !!binary AAAACATSFi8=
+      - expect: \"^GOT 0000000804d2162f$\"
+  banner_labels:
+    prober: tcp
+    timeout: 3s
+    tcp:
+      query_response:
+      - expect: \"^SSH-2.0-([^ -]+)(?: (.*))?$\"
+        labels:
+        - name: ssh_version
+          value: \"${1}\"
+        - name: ssh_comments
+          value: \"${2}\"
+",
+    );
+    let target = server.target();
+    let cases: Vec<Case> = [
+        "bytes_match",
+        "bytes_mismatch",
+        "binary_send",
+        "banner_labels",
+    ]
+    .into_iter()
+    .map(|module| Case {
+        module,
+        target: target.clone(),
+    })
+    .collect();
+    compare(&config, &[Version::V0_28], &cases).await;
+
+    let ours = Exporter::start_file(config.clone()).await;
+    let bb = Blackbox::start(&config).await;
+    let expected = [
+        ("bytes_match", "probe_success", 1.0),
+        ("bytes_match", "probe_failed_due_to_bytes", 0.0),
+        ("bytes_mismatch", "probe_success", 0.0),
+        ("bytes_mismatch", "probe_failed_due_to_bytes", 1.0),
+        ("bytes_mismatch", "probe_failed_due_to_regex", 0.0),
+        ("binary_send", "probe_success", 1.0),
+    ];
+    for (module, metric, want) in expected {
+        let (_, mine) = ours.probe(module, &target).await;
+        let theirs = bb.probe(module, &target).await;
+        assert_eq!(
+            metric_value(&theirs, metric),
+            Some(want),
+            "blackbox {module} {metric}\n{theirs}"
+        );
+        assert_eq!(
+            metric_value(&mine, metric),
+            Some(want),
+            "ours {module} {metric}\n{mine}"
+        );
+    }
+    let labels = [("ssh_version", "OpenSSH_9.2p1"), ("ssh_comments", "test")];
+    let (_, mine) = ours.probe("banner_labels", &target).await;
+    let theirs = bb.probe("banner_labels", &target).await;
+    for body in [&theirs, &mine] {
+        assert_eq!(
+            support::metric_value_with(body, "probe_expect_info", &labels),
+            Some(1.0),
+            "{body}"
+        );
+    }
+}
