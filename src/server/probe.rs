@@ -61,6 +61,9 @@ pub async fn handle<B>(app: &Arc<App>, req: &Request<B>) -> Reply {
     let Some(target) = target.filter(|t| !t.is_empty()) else {
         return plain(StatusCode::BAD_REQUEST, "Target parameter is missing\n");
     };
+    if let Some(why) = host_conflict(module, hostname.as_deref()) {
+        return plain(StatusCode::BAD_REQUEST, format!("{}\n", one_line(&why)));
+    }
     if let Err(why) = crate::probe::target::check(&config, module.prober, &target) {
         return plain(
             StatusCode::BAD_REQUEST,
@@ -103,6 +106,21 @@ pub async fn handle<B>(app: &Arc<App>, req: &Request<B>) -> Reply {
         body.push_str("# EOF\n");
     }
     Reply::new(StatusCode::OK, format.content_type(), body)
+}
+
+/// blackbox refuses an http probe whose `hostname=` differs from a `Host` header the module sets.
+fn host_conflict(module: &crate::config::Module, hostname: Option<&str>) -> Option<String> {
+    let hostname = hostname.filter(|h| !h.is_empty())?;
+    if module.prober != crate::config::ProberKind::Http {
+        return None;
+    }
+    let (_, configured) =
+        module.http.headers.iter().find(|(name, value)| {
+            name.eq_ignore_ascii_case("host") && value.as_str() != hostname
+        })?;
+    Some(format!(
+        "host header defined both in module configuration ({configured}) and with URL-parameter 'hostname' ({hostname})"
+    ))
 }
 
 /// Blackbox's rule: the scrape timeout header minus the offset, capped by the module's timeout;
