@@ -63,6 +63,8 @@ async fn connect_and_talk(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut Prob
         None => return false,
     };
     let mut conn: Box<dyn Io> = Box::new(stream);
+    // blackbox: `hostname=` is the TLS server name unless tls_config.server_name sets one.
+    let host = req.hostname.filter(|h| !h.is_empty()).unwrap_or(host);
     if cfg.tls {
         let client = match env.tls_client(req.module_name, "tcp", &cfg.tls_config, &[]) {
             Ok(c) => c,
