@@ -599,3 +599,53 @@ async fn hostname_with_a_host_header_answers_400_like_blackbox() {
         }
     }
 }
+
+// blackbox prober/utils.go chooseProtocol registers probe_ip_protocol and probe_ip_addr_hash
+// before resolving: a target without an address of the wanted family (no fallback) shows both
+// at 0, in ours as in 0.28.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_resolution_reports_zero_address_hash_like_blackbox() {
+    let config = write_config(
+        "modules:
+  tcp_ip6_only:
+    prober: tcp
+    timeout: 3s
+    tcp:
+      preferred_ip_protocol: ip6
+      ip_protocol_fallback: false
+  http_ip6_only:
+    prober: http
+    timeout: 3s
+    http:
+      preferred_ip_protocol: ip6
+      ip_protocol_fallback: false
+",
+    );
+    let port = support::free_port();
+    let cases = vec![
+        Case {
+            module: "tcp_ip6_only",
+            target: format!("127.0.0.1:{port}"),
+        },
+        Case {
+            module: "http_ip6_only",
+            target: format!("http://127.0.0.1:{port}/"),
+        },
+    ];
+    compare(&config, &[Version::V0_28], &cases).await;
+    let ours = Exporter::start_file(config.clone()).await;
+    let bb = Blackbox::start(&config).await;
+    for c in &cases {
+        let (_, mine) = ours.probe(c.module, &c.target).await;
+        let theirs = bb.probe(c.module, &c.target).await;
+        for body in [&theirs, &mine] {
+            assert_eq!(metric_value(body, "probe_success"), Some(0.0), "{body}");
+            assert_eq!(
+                metric_value(body, "probe_ip_addr_hash"),
+                Some(0.0),
+                "{body}"
+            );
+            assert_eq!(metric_value(body, "probe_ip_protocol"), Some(0.0), "{body}");
+        }
+    }
+}
