@@ -649,3 +649,54 @@ async fn failed_resolution_reports_zero_address_hash_like_blackbox() {
         }
     }
 }
+
+// blackbox prober/http.go getDecompressionReader: `compression: br` decodes the body before the
+// regexps see it (ours asks for it with Accept-Encoding: br); ours agrees with 0.28 on verdicts and lengths.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brotli_bodies_agree_with_blackbox() {
+    use support::http_server::{HttpServer, GZIP_REPEAT, GZIP_TEXT};
+    let server = HttpServer::start().await;
+    let config = write_config(&format!(
+        "modules:
+  br:
+    prober: http
+    timeout: 3s
+    http:
+      preferred_ip_protocol: ip4
+      compression: br
+      fail_if_body_not_matches_regexp: [\"^({GZIP_TEXT})+$\"]
+  not_decoded:
+    prober: http
+    timeout: 3s
+    http:
+      preferred_ip_protocol: ip4
+      fail_if_body_not_matches_regexp: [\"^({GZIP_TEXT})+$\"]
+"
+    ));
+    let target = server.url("/br");
+    let cases = vec![
+        Case {
+            module: "br",
+            target: target.clone(),
+        },
+        Case {
+            module: "not_decoded",
+            target: target.clone(),
+        },
+    ];
+    compare(&config, &[Version::V0_28], &cases).await;
+    let ours = Exporter::start_file(config.clone()).await;
+    let bb = Blackbox::start(&config).await;
+    let theirs = bb.probe("br", &target).await;
+    let (_, mine) = ours.probe("br", &target).await;
+    assert_eq!(server.last_request().header("accept-encoding"), Some("br"));
+    assert_eq!(metric_value(&mine, "probe_success"), Some(1.0), "{mine}");
+    let expanded = (GZIP_TEXT.len() * GZIP_REPEAT) as f64;
+    for body in [&theirs, &mine] {
+        assert_eq!(
+            metric_value(body, "probe_http_uncompressed_body_length"),
+            Some(expanded),
+            "{body}"
+        );
+    }
+}

@@ -269,10 +269,10 @@ fn http_probe(out: &mut Findings, h: &HttpProbe) {
         }
     }
     match h.compression.to_ascii_lowercase().as_str() {
-        "" | "identity" | "gzip" | "deflate" => {}
+        "" | "identity" | "gzip" | "deflate" | "br" => {}
         other => out.warn(
             "http.compression",
-            format!("compression {other:?} is not supported (gzip, deflate or identity): probes with this module will fail"),
+            format!("compression {other:?} is not supported (gzip, deflate, br or identity): probes with this module will fail"),
         ),
     }
     let matchers = [
