@@ -24,7 +24,8 @@ pub(super) fn validate(config: &Config, text: &str) -> (Vec<ConfigProblem>, Vec<
             }
         }
     }
-    let mut unchecked: Vec<(String, String, String)> = Vec::new();
+    // Problems of a module's field, located at that field's line: (module, field, message, fatal).
+    let mut located: Vec<(String, String, String, bool)> = Vec::new();
     let mut report = |key: &str, field: String, message: String| {
         problems.push(ConfigProblem {
             line: line_of_key(text, key),
@@ -46,11 +47,8 @@ pub(super) fn validate(config: &Config, text: &str) -> (Vec<ConfigProblem>, Vec<
         if module.prober == ProberKind::Dns {
             for (field, message) in crate::probe::dns::config_problems(&module.dns) {
                 // blackbox rejects an unknown type or class at load, the rest only when probing.
-                if matches!(field, "query_type" | "query_class") {
-                    report(name, format!("{at}.dns.{field}"), message);
-                } else {
-                    unchecked.push((name.clone(), format!("dns.{field}"), message));
-                }
+                let fatal = matches!(field, "query_type" | "query_class");
+                located.push((name.clone(), format!("dns.{field}"), message, fatal));
             }
         }
         if module.prober == ProberKind::Grpc {
@@ -220,13 +218,21 @@ pub(super) fn validate(config: &Config, text: &str) -> (Vec<ConfigProblem>, Vec<
             );
         }
     }
-    for (module, field, message) in unchecked {
-        warnings.push(ConfigProblem {
+    for (module, field, message, fatal) in located {
+        let problem = ConfigProblem {
             line: line_of_field(text, &module, &field),
             column: None,
             field: format!("modules.{module}.{field}"),
-            message: format!("{message}: probes with this module will fail"),
-        });
+            message,
+        };
+        if fatal {
+            problems.push(problem);
+        } else {
+            warnings.push(ConfigProblem {
+                message: format!("{}: probes with this module will fail", problem.message),
+                ..problem
+            });
+        }
     }
     (problems, warnings)
 }
