@@ -456,6 +456,21 @@ fn binary_send_loads_as_bytes() {
     );
 }
 
+// `!!binary` outside the byte fields is taken as its base64 text (README, differences): a warning
+// says so at that line.
+#[test]
+fn binary_outside_byte_fields_is_a_warning() {
+    let c = load("modules:\n  h:\n    prober: http\n    http:\n      body: !!binary aGVsbG8=\n  t:\n    prober: tcp\n    tcp:\n      query_response:\n        - send: !!binary aGVsbG8=\n").unwrap();
+    let w = siembox_exporter::config::format_warnings("test.yml", &c.warnings);
+    assert!(
+        w.contains("test.yml:5: field body: !!binary is decoded only in send"),
+        "{w}"
+    );
+    assert_eq!(w.lines().count(), 1, "{w}");
+    let send = c.modules["t"].tcp.query_response[0].send.as_ref().unwrap();
+    assert_eq!(send.as_bytes(), b"hello");
+}
+
 // Values blackbox 0.28 loads and only rejects when probing (prober/dns.go validRcode; an
 // unknown compression in prober/http.go) load here too, with a warning naming line and field.
 #[test]

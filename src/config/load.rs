@@ -86,6 +86,7 @@ impl Config {
             })
             .collect();
         set_aside_unknown_probers(&mut config, text);
+        config.warnings.extend(binary_outside_bytes_fields(text));
         let (problems, warnings) = super::validate::validate(&config, text);
         config.warnings.extend(warnings);
         if problems.is_empty() {
@@ -132,6 +133,31 @@ fn set_aside_unknown_probers(config: &mut Config, text: &str) {
         });
         config.unknown_probers.insert(name, prober);
     }
+}
+
+/// `!!binary` is decoded where bytes go on the wire (`WireBytes`: `send`, `expect_bytes`); any
+/// other string field gets its base64 text (see `parse_yaml`), which is worth a warning.
+fn binary_outside_bytes_fields(text: &str) -> Vec<ConfigProblem> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let code = line.split(" #").next().unwrap_or(line);
+        let Some((key, value)) = code.trim_start().trim_start_matches("- ").split_once(':') else {
+            continue;
+        };
+        let binary = value.trim_start().starts_with("!!binary")
+            || value
+                .trim_start()
+                .starts_with("!<tag:yaml.org,2002:binary>");
+        if binary && !matches!(key.trim(), "send" | "expect_bytes") {
+            out.push(ConfigProblem {
+                line: Some(i as u64 + 1),
+                column: None,
+                field: key.trim().to_string(),
+                message: "!!binary is decoded only in send and expect_bytes; here its base64 text is used as it is".into(),
+            });
+        }
+    }
+    out
 }
 
 /// Reads a whole YAML file of type `T`, with the errors of [`parse_yaml`].
