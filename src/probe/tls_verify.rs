@@ -62,3 +62,62 @@ fn anchor_as_leaf(
     let parsed = rustls::server::ParsedCertificate::try_from(end).map_err(|e| e.to_string())?;
     rustls::client::verify_server_name(&parsed, name).map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{date_time_ymd, BasicConstraints, CertificateParams, IsCa, KeyPair};
+    use rustls::RootCertStore;
+
+    /// A self-signed CA:TRUE certificate for `localhost`, valid between the two years.
+    fn self_signed_ca(from: i32, until: i32) -> CertificateDer<'static> {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.not_before = date_time_ymd(from, 1, 1);
+        params.not_after = date_time_ymd(until, 1, 1);
+        params.self_signed(&key).unwrap().der().clone()
+    }
+
+    fn verifier_trusting(cert: &CertificateDer<'static>) -> ChainVerifier {
+        let mut roots = RootCertStore::empty();
+        roots.add(cert.clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .unwrap();
+        ChainVerifier::new(webpki, vec![cert.clone()])
+    }
+
+    #[test]
+    fn a_trusted_self_signed_ca_leaf_is_checked_for_dates_and_name() {
+        let name = ServerName::try_from("localhost").unwrap();
+        let valid = self_signed_ca(2020, 2090);
+        // webpki alone refuses it (CaUsedAsEndEntity); as a configured anchor it verifies.
+        let v = verifier_trusting(&valid);
+        assert!(v
+            .webpki
+            .verify_server_cert(&valid, &[], &name, &[], UnixTime::now())
+            .is_err());
+        assert_eq!(v.verify(&valid, &[], &name), Ok(()));
+        let other = ServerName::try_from("other.example").unwrap();
+        assert!(v.verify(&valid, &[], &other).is_err());
+
+        let expired = self_signed_ca(2018, 2020);
+        let e = verifier_trusting(&expired)
+            .verify(&expired, &[], &name)
+            .unwrap_err();
+        assert!(e.contains("expired"), "{e}");
+        let future = self_signed_ca(2080, 2090);
+        let e = verifier_trusting(&future)
+            .verify(&future, &[], &name)
+            .unwrap_err();
+        assert!(e.contains("not valid yet"), "{e}");
+
+        // Not an anchor: webpki's verdict stands.
+        let stranger = self_signed_ca(2020, 2090);
+        assert!(verifier_trusting(&valid)
+            .verify(&stranger, &[], &name)
+            .is_err());
+    }
+}
