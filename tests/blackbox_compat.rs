@@ -862,3 +862,392 @@ async fn icmp_grpc_tls_dot_and_proxy_agree_with_blackbox() {
     ];
     compare(&config, &Version::ALL, &cases).await;
 }
+
+// blackbox prober/tcp_test.go (TestTCPConnectionQueryResponseMatching with expect_bytes:
+// probe_failed_due_to_bytes 0 on a match, 1 on a mismatch) and its shipped blackbox.yml
+// (`send: !!binary` of PostgreSQL's SSLRequest, `labels` giving probe_expect_info): ours and
+// 0.28 agree on probe_success, names, and these values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_bytes_binary_send_and_labels_agree_with_blackbox() {
+    let server = support::line_server::LineServer::start(b"SSH-2.0-OpenSSH_9.2p1 test\r\n").await;
+    let config = write_config(
+        "modules:
+  bytes_match:
+    prober: tcp
+    timeout: 3s
+    tcp:
+      query_response:
+      - expect_bytes: \"SSH-2.0-\"
+  bytes_mismatch:
+    prober: tcp
+    timeout: 3s
+    tcp:
+      query_response:
+      - expect_bytes: \"SSH-1.99\"
+  binary_send:
+    prober: tcp
+    timeout: 3s
+    tcp:
+      query_response:
+      - expect: \"^SSH-2.0-\"
+      - send: !!binary AAAACATSFi8=
+      - expect: \"^GOT 0000000804d2162f$\"
+  banner_labels:
+    prober: tcp
+    timeout: 3s
+    tcp:
+      query_response:
+      - expect: \"^SSH-2.0-([^ -]+)(?: (.*))?$\"
+        labels:
+        - name: ssh_version
+          value: \"${1}\"
+        - name: ssh_comments
+          value: \"${2}\"
+",
+    );
+    let target = server.target();
+    let cases: Vec<Case> = [
+        "bytes_match",
+        "bytes_mismatch",
+        "binary_send",
+        "banner_labels",
+    ]
+    .into_iter()
+    .map(|module| Case {
+        module,
+        target: target.clone(),
+    })
+    .collect();
+    compare(&config, &[Version::V0_28], &cases).await;
+
+    let ours = Exporter::start_file(config.clone()).await;
+    let bb = Blackbox::start(&config).await;
+    let expected = [
+        ("bytes_match", "probe_success", 1.0),
+        ("bytes_match", "probe_failed_due_to_bytes", 0.0),
+        ("bytes_mismatch", "probe_success", 0.0),
+        ("bytes_mismatch", "probe_failed_due_to_bytes", 1.0),
+        ("bytes_mismatch", "probe_failed_due_to_regex", 0.0),
+        ("binary_send", "probe_success", 1.0),
+    ];
+    for (module, metric, want) in expected {
+        let (_, mine) = ours.probe(module, &target).await;
+        let theirs = bb.probe(module, &target).await;
+        assert_eq!(
+            metric_value(&theirs, metric),
+            Some(want),
+            "blackbox {module} {metric}\n{theirs}"
+        );
+        assert_eq!(
+            metric_value(&mine, metric),
+            Some(want),
+            "ours {module} {metric}\n{mine}"
+        );
+    }
+    let labels = [("ssh_version", "OpenSSH_9.2p1"), ("ssh_comments", "test")];
+    let (_, mine) = ours.probe("banner_labels", &target).await;
+    let theirs = bb.probe("banner_labels", &target).await;
+    for body in [&theirs, &mine] {
+        assert_eq!(
+            support::metric_value_with(body, "probe_expect_info", &labels),
+            Some(1.0),
+            "{body}"
+        );
+    }
+}
+
+/// The TLS series blackbox emits only for a chain it verified.
+const CERT_SERIES: [&str; 4] = [
+    "probe_ssl_earliest_cert_expiry",
+    "probe_tls_version_info",
+    "probe_ssl_last_chain_expiry_timestamp_seconds",
+    "probe_ssl_last_chain_info",
+];
+
+// Certificates as blackbox 0.28 judges them: a valid chain, an expired leaf and an untrusted CA
+// (blackbox emits none of its certificate series for the last two: Go's handshake fails first;
+// ours keeps the expiry as probe_ssl_unverified_cert_expiry), a self-signed CA:TRUE certificate
+// trusted through ca_file (Go accepts a root as its own chain; webpki alone would refuse it),
+// and `hostname=` as the TLS server name of a tcp probe (blackbox prober/handler.go).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_verdicts_and_series_agree_with_blackbox() {
+    use support::certs::{TestPki, EXPIRED_NOT_AFTER, VALID_NOT_AFTER};
+    use support::http_server::HttpServer;
+    let pki = TestPki::generate();
+    let valid = HttpServer::start_tls(&pki.valid, false).await;
+    let expired = HttpServer::start_tls(&pki.expired, false).await;
+    let untrusted = HttpServer::start_tls(&pki.untrusted, false).await;
+    let self_signed = HttpServer::start_tls(&pki.self_signed_ca, false).await;
+    let config = write_config(&format!(
+        "modules:
+  http_ca:
+    prober: http
+    timeout: 3s
+    http:
+      preferred_ip_protocol: ip4
+      tls_config:
+        ca_file: {ca}
+  http_self_signed:
+    prober: http
+    timeout: 3s
+    http:
+      preferred_ip_protocol: ip4
+      tls_config:
+        ca_file: {self_signed}
+  http_self_signed_other_name:
+    prober: http
+    timeout: 3s
+    http:
+      preferred_ip_protocol: ip4
+      tls_config:
+        ca_file: {self_signed}
+        server_name: other.example
+  tcp_tls_ca:
+    prober: tcp
+    timeout: 3s
+    tcp:
+      preferred_ip_protocol: ip4
+      tls: true
+      tls_config:
+        ca_file: {ca}
+",
+        ca = pki.ca_file.display(),
+        self_signed = pki.self_signed_ca_file.display(),
+    ));
+    let cases = vec![
+        Case {
+            module: "http_ca",
+            target: valid.url("/"),
+        },
+        Case {
+            module: "http_ca",
+            target: expired.url("/"),
+        },
+        Case {
+            module: "http_ca",
+            target: untrusted.url("/"),
+        },
+        Case {
+            module: "http_self_signed",
+            target: self_signed.url("/"),
+        },
+        Case {
+            module: "http_self_signed_other_name",
+            target: self_signed.url("/"),
+        },
+        Case {
+            module: "tcp_tls_ca",
+            target: valid.addr.to_string(),
+        },
+        Case {
+            module: "tcp_tls_ca",
+            target: expired.addr.to_string(),
+        },
+        Case {
+            module: "tcp_tls_ca",
+            target: untrusted.addr.to_string(),
+        },
+    ];
+    compare(&config, &Version::ALL, &cases).await;
+
+    let ours = Exporter::start_file(config.clone()).await;
+    let bb = Blackbox::start(&config).await;
+    let mut problems = Vec::new();
+    for c in &cases {
+        let (_, mine) = ours.probe(c.module, &c.target).await;
+        let theirs = bb.probe(c.module, &c.target).await;
+        for name in CERT_SERIES {
+            let (t, m) = (
+                theirs.contains(&format!("\n{name}")),
+                mine.contains(&format!("\n{name}")),
+            );
+            if t != m {
+                problems.push(format!(
+                    "{} {}: {name} blackbox {t}, ours {m}",
+                    c.module, c.target
+                ));
+            }
+        }
+        let verified = metric_value(&theirs, "probe_success") == Some(1.0);
+        let unverified = metric_value(&mine, "probe_ssl_unverified_cert_expiry");
+        if verified != unverified.is_none() {
+            problems.push(format!(
+                "{} {}: probe_ssl_unverified_cert_expiry {unverified:?}",
+                c.module, c.target
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let (_, mine) = ours.probe("http_ca", &expired.url("/")).await;
+    assert_eq!(
+        metric_value(&mine, "probe_ssl_unverified_cert_expiry"),
+        Some(EXPIRED_NOT_AFTER as f64)
+    );
+    let (_, mine) = ours.probe("http_ca", &untrusted.url("/")).await;
+    assert_eq!(
+        metric_value(&mine, "probe_ssl_unverified_cert_expiry"),
+        Some(VALID_NOT_AFTER as f64)
+    );
+
+    // hostname= names the TLS server of a tcp probe: a name the certificate lacks fails it.
+    for (hostname, want) in [("localhost", 1.0), ("other.example", 0.0)] {
+        let q = format!(
+            "module=tcp_tls_ca&target={}&hostname={hostname}",
+            valid.addr
+        );
+        let mine = ours.get(&format!("/probe?{q}")).await.body;
+        let theirs = support::get(&format!("http://127.0.0.1:{}/probe?{q}", bb.port), &[])
+            .await
+            .body;
+        assert_eq!(
+            metric_value(&theirs, "probe_success"),
+            Some(want),
+            "blackbox {hostname}\n{theirs}"
+        );
+        assert_eq!(
+            metric_value(&mine, "probe_success"),
+            Some(want),
+            "ours {hostname}\n{mine}"
+        );
+    }
+}
+
+// blackbox prober/handler.go setHTTPHost: `hostname=` next to a different Host header of the
+// module is a 400 with blackbox's message; the same Host is fine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostname_with_a_host_header_answers_400_like_blackbox() {
+    let server = support::http_server::HttpServer::start().await;
+    let config = write_config(
+        "modules:
+  with_host:
+    prober: http
+    timeout: 3s
+    http:
+      preferred_ip_protocol: ip4
+      headers:
+        host: configured.example
+",
+    );
+    let ours = Exporter::start_file(config.clone()).await;
+    let bb = Blackbox::start(&config).await;
+    let target = server.url("/");
+    for (hostname, status) in [("other.example", 400), ("configured.example", 200)] {
+        let q = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("module", "with_host")
+            .append_pair("target", &target)
+            .append_pair("hostname", hostname)
+            .finish();
+        let mine = ours.get(&format!("/probe?{q}")).await;
+        let theirs = support::get(&format!("http://127.0.0.1:{}/probe?{q}", bb.port), &[]).await;
+        assert_eq!(
+            theirs.status, status,
+            "blackbox {hostname}: {}",
+            theirs.body
+        );
+        assert_eq!(mine.status, status, "ours {hostname}: {}", mine.body);
+        if status == 400 {
+            assert_eq!(mine.body.trim(), theirs.body.trim());
+        }
+    }
+}
+
+// blackbox prober/utils.go chooseProtocol registers probe_ip_protocol and probe_ip_addr_hash
+// before resolving: a target without an address of the wanted family (no fallback) shows both
+// at 0, in ours as in 0.28.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_resolution_reports_zero_address_hash_like_blackbox() {
+    let config = write_config(
+        "modules:
+  tcp_ip6_only:
+    prober: tcp
+    timeout: 3s
+    tcp:
+      preferred_ip_protocol: ip6
+      ip_protocol_fallback: false
+  http_ip6_only:
+    prober: http
+    timeout: 3s
+    http:
+      preferred_ip_protocol: ip6
+      ip_protocol_fallback: false
+",
+    );
+    let port = support::free_port();
+    let cases = vec![
+        Case {
+            module: "tcp_ip6_only",
+            target: format!("127.0.0.1:{port}"),
+        },
+        Case {
+            module: "http_ip6_only",
+            target: format!("http://127.0.0.1:{port}/"),
+        },
+    ];
+    compare(&config, &[Version::V0_28], &cases).await;
+    let ours = Exporter::start_file(config.clone()).await;
+    let bb = Blackbox::start(&config).await;
+    for c in &cases {
+        let (_, mine) = ours.probe(c.module, &c.target).await;
+        let theirs = bb.probe(c.module, &c.target).await;
+        for body in [&theirs, &mine] {
+            assert_eq!(metric_value(body, "probe_success"), Some(0.0), "{body}");
+            assert_eq!(
+                metric_value(body, "probe_ip_addr_hash"),
+                Some(0.0),
+                "{body}"
+            );
+            assert_eq!(metric_value(body, "probe_ip_protocol"), Some(0.0), "{body}");
+        }
+    }
+}
+
+// blackbox prober/http.go getDecompressionReader: `compression: br` decodes the body before the
+// regexps see it (ours asks for it with Accept-Encoding: br); ours agrees with 0.28 on verdicts and lengths.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brotli_bodies_agree_with_blackbox() {
+    use support::http_server::{HttpServer, GZIP_REPEAT, GZIP_TEXT};
+    let server = HttpServer::start().await;
+    let config = write_config(&format!(
+        "modules:
+  br:
+    prober: http
+    timeout: 3s
+    http:
+      preferred_ip_protocol: ip4
+      compression: br
+      fail_if_body_not_matches_regexp: [\"^({GZIP_TEXT})+$\"]
+  not_decoded:
+    prober: http
+    timeout: 3s
+    http:
+      preferred_ip_protocol: ip4
+      fail_if_body_not_matches_regexp: [\"^({GZIP_TEXT})+$\"]
+"
+    ));
+    let target = server.url("/br");
+    let cases = vec![
+        Case {
+            module: "br",
+            target: target.clone(),
+        },
+        Case {
+            module: "not_decoded",
+            target: target.clone(),
+        },
+    ];
+    compare(&config, &[Version::V0_28], &cases).await;
+    let ours = Exporter::start_file(config.clone()).await;
+    let bb = Blackbox::start(&config).await;
+    let theirs = bb.probe("br", &target).await;
+    let (_, mine) = ours.probe("br", &target).await;
+    assert_eq!(server.last_request().header("accept-encoding"), Some("br"));
+    assert_eq!(metric_value(&mine, "probe_success"), Some(1.0), "{mine}");
+    let expanded = (GZIP_TEXT.len() * GZIP_REPEAT) as f64;
+    for body in [&theirs, &mine] {
+        assert_eq!(
+            metric_value(body, "probe_http_uncompressed_body_length"),
+            Some(expanded),
+            "{body}"
+        );
+    }
+}

@@ -25,12 +25,21 @@ fn wrong_type_names_line_and_field() {
     assert!(e.contains("modules.a.tcp.tls"), "{e}");
 }
 
+// blackbox config/testdata/invalid-prober.yml loads in blackbox (its probes fail): an unknown
+// prober is a warning naming line and field, and the module is set aside.
 #[test]
-fn unknown_prober_is_an_error() {
-    let e = load("modules:\n  a:\n    prober: carrier_pigeon\n").unwrap_err();
-    assert!(e.contains("test.yml:3"), "{e}");
-    assert!(e.contains("carrier_pigeon"), "{e}");
-    assert!(e.contains("modules.a.prober"), "{e}");
+fn unknown_prober_is_a_warning() {
+    let c = load("modules:\n  a:\n    prober: carrier_pigeon\n").unwrap();
+    let w = siembox_exporter::config::format_warnings("test.yml", &c.warnings);
+    assert!(w.contains("test.yml:3: field modules.a.prober"), "{w}");
+    assert!(w.contains("carrier_pigeon"), "{w}");
+    assert!(c.modules.is_empty());
+    // Elsewhere a prober name is still checked strictly.
+    let e = load("limits:\n  per_type: {carrier_pigeon: 3}\n").unwrap_err();
+    assert!(
+        e.contains("test.yml:2") && e.contains("carrier_pigeon"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -88,7 +97,7 @@ fn bad_duration_is_an_error() {
 #[test]
 fn cross_field_problems_are_all_reported() {
     let e = load(
-        "modules:\n  d:\n    prober: dns\nschedule:\n  - module: missing\n    interval: 30s\n    targets: [a]\n",
+        "modules:\n  d:\n    prober: dns\n    dns: {query_type: A}\nschedule:\n  - module: missing\n    interval: 30s\n    targets: [a]\n",
     )
     .unwrap_err();
     assert!(e.contains("modules.d.dns.query_name"), "{e}");
@@ -201,4 +210,310 @@ fn version_completions_and_man_page() {
         man.contains(".TH siembox-exporter") && man.contains("config.file"),
         "{man}"
     );
+}
+
+/// Writes `yaml` to a file of its own and loads it with ours and with blackbox 0.28.
+fn load_both(yaml: &str) -> (Result<Config, String>, Result<(), String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("modules.yml");
+    std::fs::write(&path, yaml).unwrap();
+    let ours = Config::load_file(&path).map_err(|e| e.to_string());
+    let theirs = support::blackbox::Version::V0_28.check_config(&path);
+    (ours, theirs)
+}
+
+// blackbox config/config_test.go TestLoadConfig (blackbox-good.yml loads) and TestLoadBadConfigs
+// (every other file of config/testdata fails), plus blackbox.yml and example.yml: each file gets
+// the same verdict from ours as from blackbox 0.28 `--config.check`.
+#[test]
+fn blackbox_testdata_same_verdicts_as_0_28() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/blackbox-testdata");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 26, "{files:?}");
+    let mut differences = Vec::new();
+    let mut accepted = Vec::new();
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        let theirs = support::blackbox::Version::V0_28.check_config(file);
+        let ours = Config::load_file(file);
+        if theirs.is_ok() != ours.is_ok() {
+            differences.push(format!(
+                "{name}: blackbox 0.28 {}, ours {}",
+                theirs.map_or_else(|e| format!("rejects ({})", e.trim()), |_| "accepts".into()),
+                ours.map_or_else(|e| format!("rejects ({e})"), |_| "accepts".into()),
+            ));
+            continue;
+        }
+        match ours {
+            Ok(_) => accepted.push(name),
+            // Every rejection names the file and a line.
+            Err(e) => {
+                let text = e.to_string();
+                let at = format!("{}:", file.display());
+                assert!(
+                    text.starts_with(&at)
+                        && text[at.len()..].starts_with(|c: char| c.is_ascii_digit()),
+                    "{text}"
+                );
+            }
+        }
+    }
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+    // The three files blackbox accepts: its good test file, its shipped config (HTTP/3, an
+    // unknown prober, a `!!binary` send) and a module with an unknown prober.
+    assert_eq!(
+        accepted,
+        ["blackbox-good.yml", "blackbox.yml", "invalid-prober.yml"]
+    );
+}
+
+// Prometheus common config/http_config.go HTTPClientConfig.Validate and TLSConfig.Validate (which
+// blackbox runs on every http section and tls_config) and blackbox's own cross-field rules:
+// each case is rejected by blackbox 0.28 and by ours, ours naming the line and the field.
+#[test]
+fn cross_field_rules_reject_as_blackbox_does() {
+    let cases: &[(&str, &str, u64)] = &[
+        // blackbox config/testdata/blackbox-bad2.yml, as a smaller module.
+        (
+            "http:\n      bearer_token: foo\n      bearer_token_file: /f\n",
+            "http.bearer_token_file",
+            6,
+        ),
+        (
+            "http:\n      basic_auth: {username: u, password: p}\n      bearer_token: t\n",
+            "http.bearer_token",
+            6,
+        ),
+        (
+            "http:\n      basic_auth:\n        username: u\n        username_file: /f\n",
+            "http.basic_auth.username_file",
+            7,
+        ),
+        (
+            "http:\n      basic_auth:\n        password: p\n        password_file: /f\n",
+            "http.basic_auth.password_file",
+            7,
+        ),
+        (
+            "http:\n      bearer_token: t\n      authorization: {credentials: c}\n",
+            "http.authorization",
+            6,
+        ),
+        (
+            "http:\n      authorization:\n        credentials: c\n        credentials_file: /f\n",
+            "http.authorization.credentials_file",
+            7,
+        ),
+        (
+            "http:\n      authorization:\n        type: Basic\n",
+            "http.authorization.type",
+            6,
+        ),
+        (
+            "http:\n      basic_auth: {username: u}\n      authorization: {credentials: c}\n",
+            "http.authorization",
+            6,
+        ),
+        (
+            "http:\n      basic_auth: {username: u}\n      oauth2: {client_id: i, token_url: http://t/}\n",
+            "http.oauth2",
+            6,
+        ),
+        (
+            "http:\n      oauth2:\n        client_id: i\n        token_url: http://t/\n        client_secret: s\n        client_secret_file: /f\n",
+            "http.oauth2.client_secret_file",
+            9,
+        ),
+        (
+            "http:\n      no_proxy: localhost\n",
+            "http.no_proxy",
+            5,
+        ),
+        (
+            "http:\n      proxy_from_environment: true\n      proxy_url: http://p:3128/\n",
+            "http.proxy_url",
+            6,
+        ),
+        (
+            "http:\n      proxy_connect_header: {X: [y]}\n",
+            "http.proxy_connect_header",
+            5,
+        ),
+        (
+            "http:\n      tls_config:\n        ca: x\n        ca_file: /f\n",
+            "http.tls_config.ca_file",
+            7,
+        ),
+        (
+            "tcp:\n      tls_config:\n        cert_file: /c\n",
+            "tcp.tls_config.key_file",
+            5,
+        ),
+        (
+            "dns:\n      query_name: example.org\n      tls_config:\n        key_file: /k\n",
+            "dns.tls_config.cert_file",
+            6,
+        ),
+        // blackbox config/testdata/invalid-http-compression-mismatch*.yml and
+        // invalid-http-request-compression-reject-all-encodings.yml.
+        (
+            "http:\n      compression: gzip\n      headers:\n        \"accEpt-enCoding\": \"deflate\"\n",
+            "http.headers.accEpt-enCoding",
+            7,
+        ),
+        (
+            "http:\n      compression: gzip\n      headers:\n        Accept-Encoding: \"br, *;q=0\"\n",
+            "http.headers.Accept-Encoding",
+            7,
+        ),
+        (
+            "http:\n      valid_http_versions: [\"HTTP/3.0\"]\n",
+            "http.valid_http_versions",
+            5,
+        ),
+        (
+            "http:\n      fail_if_header_matches: [{header: X, regexp: ''}]\n",
+            "http.fail_if_header_matches[0].regexp",
+            5,
+        ),
+        (
+            "tcp:\n      query_response:\n        - expect: a\n          expect_bytes: b\n",
+            "tcp.query_response[0]",
+            5,
+        ),
+        (
+            "dns:\n      query_type: A\n",
+            "dns.query_name",
+            4,
+        ),
+    ];
+    let mut problems = Vec::new();
+    for (section, field, line) in cases {
+        let yaml = format!("modules:\n  m:\n    prober: http\n    {section}");
+        let (ours, theirs) = load_both(&yaml);
+        if theirs.is_ok() {
+            problems.push(format!("blackbox 0.28 accepts (fix the case):\n{yaml}"));
+        }
+        match ours {
+            Ok(_) => problems.push(format!("ours accepts:\n{yaml}")),
+            Err(e) => {
+                if !e.contains(&format!("modules.m.{field}:"))
+                    || !e.contains(&format!(":{line}: field"))
+                {
+                    problems.push(format!(
+                        "want field modules.m.{field} at line {line}, got {e}\n{yaml}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
+
+// blackbox config/config.go: an empty section keeps the defaults blackbox's Module starts from
+// (yaml.v3 leaves a struct alone on null), e.g. config/testdata/blackbox-good.yml's `http:`.
+#[test]
+fn empty_sections_are_their_defaults() {
+    let yaml = "modules:\n  h:\n    prober: http\n    http:\n  t:\n    prober: tcp\n    tcp:\n  i:\n    prober: icmp\n    icmp:\n  g:\n    prober: grpc\n    grpc:\n  d:\n    prober: dns\n    dns:\n";
+    let (ours, theirs) = load_both(yaml);
+    assert!(theirs.is_ok(), "{theirs:?}");
+    let c = ours.unwrap();
+    let h = &c.modules["h"].http;
+    assert_eq!(h.method, "GET");
+    assert!(h.ip_protocol_fallback && h.enable_http2 && h.follows_redirects());
+    assert!(c.modules["t"].tcp.ip_protocol_fallback);
+    assert!(c.modules["i"].icmp.ip_protocol_fallback);
+    assert!(c.modules["g"].grpc.ip_protocol_fallback);
+    let d = &c.modules["d"].dns;
+    assert!(d.recursion_desired && d.query_type == "ANY" && d.query_class == "IN");
+    // blackbox loads a dns module without query_name when the section is empty; ours warns.
+    let w = siembox_exporter::config::format_warnings("test.yml", &c.warnings);
+    assert!(w.contains("modules.d.dns.query_name"), "{w}");
+}
+
+// blackbox's shipped blackbox.yml: `send: !!binary AAAACATSFi8=` (PostgreSQL's SSLRequest) loads
+// as the raw bytes, which are not UTF-8.
+#[test]
+fn binary_send_loads_as_bytes() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/blackbox-testdata/blackbox.yml");
+    let c = Config::load_file(&path).unwrap_or_else(|e| panic!("{e}"));
+    let steps = &c.modules["postgresql"].tcp.query_response;
+    let send = steps.iter().find_map(|s| s.send.as_ref()).unwrap();
+    assert_eq!(send.as_bytes(), [0, 0, 0, 8, 0x04, 0xD2, 0x16, 0x2F]);
+    // Its `websocket` module (a prober this build lacks) loads set aside, with a warning.
+    assert_eq!(c.unknown_probers["websocket"], "websocket");
+    assert!(!c.modules.contains_key("websocket"));
+    let w = siembox_exporter::config::format_warnings("b.yml", &c.warnings);
+    assert!(
+        w.contains("modules.websocket.prober") && w.contains("modules.http_3xx.http.enable_http3"),
+        "{w}"
+    );
+}
+
+// `!!binary` outside the byte fields is taken as its base64 text (README, differences): a warning
+// says so at that line.
+#[test]
+fn binary_outside_byte_fields_is_a_warning() {
+    let c = load("modules:\n  h:\n    prober: http\n    http:\n      body: !!binary aGVsbG8=\n  t:\n    prober: tcp\n    tcp:\n      query_response:\n        - send: !!binary aGVsbG8=\n").unwrap();
+    let w = siembox_exporter::config::format_warnings("test.yml", &c.warnings);
+    assert!(
+        w.contains("test.yml:5: field body: !!binary is decoded only in send"),
+        "{w}"
+    );
+    assert_eq!(w.lines().count(), 1, "{w}");
+    let send = c.modules["t"].tcp.query_response[0].send.as_ref().unwrap();
+    assert_eq!(send.as_bytes(), b"hello");
+}
+
+// Values blackbox 0.28 loads and only rejects when probing (prober/dns.go validRcode; an
+// unknown compression in prober/http.go) load here too, with a warning naming line and field.
+#[test]
+fn probe_time_values_load_with_a_warning() {
+    let yaml = "modules:\n  d:\n    prober: dns\n    dns:\n      query_name: example.org\n      valid_rcodes: [NOERROR, NOT_A_RCODE]\n  h:\n    prober: http\n    http:\n      compression: zstd\n";
+    let (ours, theirs) = load_both(yaml);
+    assert!(theirs.is_ok(), "{theirs:?}");
+    let c = ours.unwrap_or_else(|e| panic!("{e}"));
+    let w = siembox_exporter::config::format_warnings("test.yml", &c.warnings);
+    assert!(
+        w.contains("test.yml:6: field modules.d.dns.valid_rcodes") && w.contains("NOT_A_RCODE"),
+        "{w}"
+    );
+    assert!(
+        w.contains("test.yml:10: field modules.h.http.compression"),
+        "{w}"
+    );
+}
+
+// blackbox prober/handler.go: a module with an unknown prober loads; /probe answers 400
+// "Unknown prober" (after checking the target), as blackbox 0.28 does for the same file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_prober_answers_400_like_blackbox() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/blackbox-testdata/invalid-prober.yml");
+    let ours = support::Exporter::start_file(path.clone()).await;
+    let theirs = support::blackbox::Blackbox::start(&path).await;
+    for query in [
+        "module=http_post_2xx&target=127.0.0.1:1",
+        "module=http_post_2xx",
+    ] {
+        let mine = ours.get(&format!("/probe?{query}")).await;
+        let bb = support::get(
+            &format!("http://127.0.0.1:{}/probe?{query}", theirs.port),
+            &[],
+        )
+        .await;
+        assert_eq!(
+            mine.status, bb.status,
+            "{query}: ours {} / blackbox {}",
+            mine.body, bb.body
+        );
+        assert_eq!(mine.status, 400);
+        assert_eq!(mine.body.trim(), bb.body.trim(), "{query}");
+    }
 }

@@ -285,6 +285,9 @@ async fn closed_port_and_silent_server_fail_by_the_deadline() {
     );
 }
 
+// blackbox config/config.go DNSProbe.UnmarshalYAML rejects an unknown query_type at load;
+// prober/dns.go validRcode rejects an unknown rcode name only after the query: ours loads that
+// with a warning naming the field, and the probe fails with reason config.
 #[tokio::test]
 async fn bad_dns_modules_are_rejected_at_load_naming_the_field() {
     let yaml = "modules:\n  d:\n    prober: dns\n    dns:\n      query_name: x.test\n      query_type: AAAAA\n      valid_rcodes: [NOERR]\n";
@@ -294,9 +297,29 @@ async fn bad_dns_modules_are_rejected_at_load_naming_the_field() {
     let err = siembox_exporter::Config::load_file(&path)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("modules.d.dns.query_type"), "{err}");
-    assert!(err.contains("modules.d.dns.valid_rcodes"), "{err}");
-    assert!(err.contains("\"NOERR\""), "{err}");
+    assert!(
+        err.contains("bad.yml:6: field modules.d.dns.query_type"),
+        "{err}"
+    );
+    assert!(!err.contains("valid_rcodes"), "{err}");
+
+    let dns = Dnsmasq::start();
+    let yaml = "modules:\n  d:\n    prober: dns\n    dns:\n      query_name: www.example.test\n      query_type: A\n      preferred_ip_protocol: ip4\n      valid_rcodes: [NOERROR, NOERR]\n";
+    let config = siembox_exporter::Config::from_yaml_str(yaml, "w.yml").unwrap();
+    let w = siembox_exporter::config::format_warnings("w.yml", &config.warnings);
+    assert!(
+        w.contains("w.yml:8: field modules.d.dns.valid_rcodes") && w.contains("\"NOERR\""),
+        "{w}"
+    );
+    let ex = Exporter::start(yaml).await;
+    let body = probe(&ex, "d", &dns.target()).await;
+    assert_eq!(success(&body), 0.0, "{body}");
+    assert_eq!(reason(&body), Some("config"), "{body}");
+    assert_eq!(
+        metric_value(&body, "probe_dns_query_succeeded"),
+        Some(1.0),
+        "{body}"
+    );
 }
 
 const BLACKBOX_EXAMPLE: &str = "/usr/share/doc/prometheus-blackbox-exporter/examples/example.yml";

@@ -138,11 +138,16 @@ async fn config_endpoint_redacts_secrets() {
 async fn bad_reload_keeps_the_old_config_and_says_so() {
     let ex = Exporter::start(CONFIG).await;
     let path = ex.app.config_path().unwrap().clone();
-    std::fs::write(&path, "modules:\n  broken:\n    prober: nosuchprober\n").unwrap();
+    // (An unknown prober would load, as in blackbox; an unreadable timeout does not.)
+    std::fs::write(
+        &path,
+        "modules:\n  broken:\n    timeout: nosuchduration\n    prober: tcp\n",
+    )
+    .unwrap();
     let r = request("POST", &ex.url("/-/reload"), &[]).await;
     assert_eq!(r.status, 500);
     assert!(r.body.contains("siembox.yml:3"), "{}", r.body);
-    assert!(r.body.contains("nosuchprober"), "{}", r.body);
+    assert!(r.body.contains("nosuchduration"), "{}", r.body);
     // The old modules still serve.
     let (status, _) = ex.probe("tcp_connect", &ex.addr.to_string()).await;
     assert_eq!(status, 200);
@@ -190,4 +195,66 @@ async fn metrics_speak_openmetrics_or_text_and_gzip() {
     assert!(om.body.ends_with("# EOF\n"));
     let gz = request("GET", &ex.url("/metrics"), &[("Accept-Encoding", "gzip")]).await;
     assert_eq!(gz.headers["content-encoding"], "gzip");
+}
+
+// blackbox main.go and config/config.go: its self-metrics (blackbox_module_unknown_total, the
+// config reload gauges, blackbox_exporter_build_info) are on our /metrics under its names too,
+// with the values of ours; every blackbox_* name 0.28's /metrics has, ours has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_metrics_under_blackbox_names_too() {
+    let ex = Exporter::start(CONFIG).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bb_config = dir.path().join("bb.yml");
+    std::fs::write(&bb_config, "modules:\n  tcp_connect:\n    prober: tcp\n").unwrap();
+    let bb = support::blackbox::Blackbox::start(&bb_config).await;
+    for base in [ex.url(""), format!("http://127.0.0.1:{}", bb.port)] {
+        assert_eq!(
+            support::get(&format!("{base}/probe?module=nosuch&target=x"), &[])
+                .await
+                .status,
+            400
+        );
+    }
+    let ours = ex.get("/metrics").await.body;
+    let theirs = support::get(&format!("http://127.0.0.1:{}/metrics", bb.port), &[])
+        .await
+        .body;
+    let missing: Vec<_> = support::metric_names(&theirs)
+        .into_iter()
+        .filter(|n| n.starts_with("blackbox_"))
+        .filter(|n| {
+            let names = support::metric_names(&ours);
+            !names.contains(n) && !names.contains(n.trim_end_matches("_total"))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "blackbox 0.28 has, ours lacks: {missing:?}\n{ours}"
+    );
+    for body in [&theirs, &ours] {
+        assert_eq!(
+            metric_value(body, "blackbox_module_unknown_total"),
+            Some(1.0),
+            "{body}"
+        );
+        assert_eq!(
+            metric_value(body, "blackbox_exporter_config_last_reload_successful"),
+            Some(1.0),
+            "{body}"
+        );
+        assert!(
+            metric_value(body, "blackbox_exporter_build_info").is_some(),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        metric_value(
+            &ours,
+            "blackbox_exporter_config_last_reload_success_timestamp_seconds"
+        ),
+        metric_value(
+            &ours,
+            "siembox_exporter_config_last_reload_success_timestamp_seconds"
+        ),
+    );
 }

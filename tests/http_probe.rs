@@ -352,7 +352,7 @@ async fn https_with_ca_file_reports_the_leaf_expiry() {
 }
 
 #[tokio::test]
-async fn unknown_ca_fails_with_tls_but_still_reports_expiry() {
+async fn unknown_ca_fails_with_tls_and_reports_expiry_as_unverified() {
     let pki = TestPki::generate();
     let server = HttpServer::start_tls(&pki.untrusted, false).await;
     let mods = module(
@@ -371,8 +371,14 @@ async fn unknown_ca_fails_with_tls_but_still_reports_expiry() {
     for m in ["tls", "system_roots"] {
         let body = probe(&ex, m, &target).await;
         assert_eq!(success(&body), 0.0, "{m}: {body}");
+        // blackbox's series only for a verified chain; its expiry under our own name.
         assert_eq!(
-            value(&body, "probe_ssl_earliest_cert_expiry"),
+            metric_value(&body, "probe_ssl_earliest_cert_expiry"),
+            None,
+            "{body}"
+        );
+        assert_eq!(
+            value(&body, "probe_ssl_unverified_cert_expiry"),
             VALID_NOT_AFTER as f64
         );
         let out = debug(&ex, m, &target).await;
@@ -400,7 +406,9 @@ async fn expired_certificate_fails_and_reports_its_past_expiry() {
     let target = server.url("/");
     let body = probe(&ex, "tls", &target).await;
     assert_eq!(success(&body), 0.0, "{body}");
-    let expiry = value(&body, "probe_ssl_earliest_cert_expiry");
+    assert!(!body.contains("probe_ssl_earliest_cert_expiry"), "{body}");
+    assert!(!body.contains("probe_tls_version_info"), "{body}");
+    let expiry = value(&body, "probe_ssl_unverified_cert_expiry");
     assert_eq!(expiry, EXPIRED_NOT_AFTER as f64);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -580,14 +588,27 @@ async fn refused_connection_has_its_reason() {
         .contains("failure_reason=connection_refused"));
 }
 
-#[test]
-fn unsupported_compression_is_a_config_error() {
-    let yaml = "modules:\n  br:\n    prober: http\n    http:\n      compression: br\n";
-    let e = siembox_exporter::Config::from_yaml_str(yaml, "test.yml")
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("modules.br.http.compression"), "{e}");
-    assert!(e.contains("compression \"br\" is not supported"), "{e}");
+// blackbox prober/http.go getDecompressionReader: an unsupported compression loads (blackbox
+// checks it only when probing) and fails each probe; ours warns at load with line and field.
+#[tokio::test]
+async fn unsupported_compression_warns_at_load_and_fails_the_probe() {
+    let yaml = "modules:\n  zstd:\n    prober: http\n    http:\n      compression: zstd\n";
+    let c = siembox_exporter::Config::from_yaml_str(yaml, "test.yml").unwrap();
+    let w = siembox_exporter::config::format_warnings("test.yml", &c.warnings);
+    assert!(
+        w.contains("test.yml:5: field modules.zstd.http.compression"),
+        "{w}"
+    );
+    assert!(w.contains("\"zstd\" is not supported"), "{w}");
+    let server = HttpServer::start().await;
+    let ex = exporter(&module("zstd", "      compression: zstd\n")).await;
+    let target = server.url("/");
+    assert_eq!(success(&probe(&ex, "zstd", &target).await), 0.0);
+    let out = debug(&ex, "zstd", &target).await;
+    assert!(
+        out.contains("failure_reason=config") && out.contains("zstd"),
+        "{out}"
+    );
 }
 
 #[tokio::test]

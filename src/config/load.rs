@@ -85,7 +85,10 @@ impl Config {
                 message: format!("{message} (probes that use it will fail until it exists)"),
             })
             .collect();
-        let problems = super::validate::validate(&config, text);
+        set_aside_unknown_probers(&mut config, text);
+        config.warnings.extend(binary_outside_bytes_fields(text));
+        let (problems, warnings) = super::validate::validate(&config, text);
+        config.warnings.extend(warnings);
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -95,6 +98,66 @@ impl Config {
             })
         }
     }
+}
+
+/// Moves modules whose `prober` names no prober of ours from `modules` to `unknown_probers`,
+/// with a warning. The typed parse cannot keep the name (it reads a placeholder), so it comes
+/// from a second, shallow read of `modules.*.prober`.
+fn set_aside_unknown_probers(config: &mut Config, text: &str) {
+    #[derive(serde::Deserialize)]
+    struct Shallow {
+        #[serde(default)]
+        modules: std::collections::BTreeMap<String, Option<ShallowModule>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ShallowModule {
+        #[serde(default)]
+        prober: Option<String>,
+    }
+    let Ok(shallow) = parse_yaml::<Shallow>(text, "") else {
+        return;
+    };
+    for (name, module) in shallow.modules {
+        let prober = module.and_then(|m| m.prober).unwrap_or_default();
+        if super::ProberKind::from_name(&prober).is_some() {
+            continue;
+        }
+        config.modules.remove(&name);
+        config.warnings.push(ConfigProblem {
+            line: line_of_field(text, &name, "prober"),
+            column: None,
+            field: format!("modules.{name}.prober"),
+            message: format!(
+                "unknown prober {prober:?}: /probe answers 400 for module {name} (as blackbox does)"
+            ),
+        });
+        config.unknown_probers.insert(name, prober);
+    }
+}
+
+/// `!!binary` is decoded where bytes go on the wire (`WireBytes`: `send`, `expect_bytes`); any
+/// other string field gets its base64 text (see `parse_yaml`), which is worth a warning.
+fn binary_outside_bytes_fields(text: &str) -> Vec<ConfigProblem> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let code = line.split(" #").next().unwrap_or(line);
+        let Some((key, value)) = code.trim_start().trim_start_matches("- ").split_once(':') else {
+            continue;
+        };
+        let binary = value.trim_start().starts_with("!!binary")
+            || value
+                .trim_start()
+                .starts_with("!<tag:yaml.org,2002:binary>");
+        if binary && !matches!(key.trim(), "send" | "expect_bytes") {
+            out.push(ConfigProblem {
+                line: Some(i as u64 + 1),
+                column: None,
+                field: key.trim().to_string(),
+                message: "!!binary is decoded only in send and expect_bytes; here its base64 text is used as it is".into(),
+            });
+        }
+    }
+    out
 }
 
 /// Reads a whole YAML file of type `T`, with the errors of [`parse_yaml`].
@@ -124,7 +187,10 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(
     origin: &str,
 ) -> Result<T, ConfigError> {
     let mut path_seen = String::new();
-    let parsed = serde_saphyr::with_deserializer_from_str(text, |de| {
+    // `!!binary` scalars reach `WireBytes` as their base64 text plus the tag, so bytes that are
+    // not UTF-8 (which a Rust string cannot hold) still load; `WireBytes` decodes them.
+    let options = serde_saphyr::options! { ignore_binary_tag_for_string: true };
+    let parsed = serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
         serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
             path_seen = e.path().to_string();
             e.into_inner()
@@ -190,12 +256,49 @@ pub fn format_warnings(origin: &str, warnings: &[ConfigProblem]) -> String {
 /// The 1-based line where `key:` first appears, to locate problems found after parsing.
 pub(super) fn line_of_key(text: &str, key: &str) -> Option<u64> {
     text.lines()
-        .position(|l| {
-            let t = l.trim_start().trim_start_matches("- ");
-            t.strip_prefix(key)
-                .is_some_and(|rest| rest.starts_with(':'))
-                || t.strip_prefix(&format!("\"{key}\""))
-                    .is_some_and(|rest| rest.starts_with(':'))
-        })
+        .position(|l| is_key_line(l, key))
         .map(|i| i as u64 + 1)
+}
+
+fn is_key_line(line: &str, key: &str) -> bool {
+    let t = line.trim_start().trim_start_matches("- ");
+    [key.to_string(), format!("\"{key}\""), format!("'{key}'")]
+        .iter()
+        .any(|k| {
+            t.strip_prefix(k.as_str())
+                .is_some_and(|rest| rest.starts_with(':'))
+        })
+}
+
+/// The 1-based line of a problem at `field` (dotted, e.g. `http.tls_config.ca_file`) in the block
+/// of key `block` (a module name): each segment's key is looked for inside the block of the one
+/// before; the line is that of the deepest key found.
+pub(super) fn line_of_field(text: &str, block: &str, field: &str) -> Option<u64> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut at = line_of_key(text, block)? as usize;
+    for segment in field.split('.') {
+        let key = segment.split('[').next().unwrap_or(segment);
+        match key_in_block(&lines, at, key) {
+            Some(line) => at = line,
+            None => break,
+        }
+    }
+    Some(at as u64)
+}
+
+/// The 1-based line of `key:` among the lines indented under line `start` (1-based).
+fn key_in_block(lines: &[&str], start: usize, key: &str) -> Option<usize> {
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let base = indent(lines[start - 1]);
+    for (i, l) in lines.iter().enumerate().skip(start) {
+        let t = l.trim_start();
+        let list_item_at_base = indent(l) == base && t.starts_with("- ");
+        if !t.is_empty() && !t.starts_with('#') && indent(l) <= base && !list_item_at_base {
+            return None;
+        }
+        if is_key_line(l, key) {
+            return Some(i + 1);
+        }
+    }
+    None
 }

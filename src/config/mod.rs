@@ -1,6 +1,7 @@
 //! The configuration: plain serde types, loaded from one YAML file with errors that name the file,
 //! line and field, validated all at once. A blackbox_exporter file is the `modules:` section alone.
 
+mod blackbox_rules;
 mod duration;
 mod load;
 mod module;
@@ -32,9 +33,14 @@ pub struct Config {
     pub servers: Vec<Server>,
     #[serde(default)]
     pub schedule: Vec<ScheduleJob>,
-    /// Problems that do not stop the config from loading (files that cannot be read yet).
+    /// Problems that do not stop the config from loading (files that cannot be read yet,
+    /// values blackbox too only rejects when probing).
     #[serde(skip)]
     pub warnings: Vec<ConfigProblem>,
+    /// Modules whose `prober` this build does not know, by module name: blackbox loads them and
+    /// answers `/probe` for them with 400 "Unknown prober"; so do we. They are not in `modules`.
+    #[serde(skip)]
+    pub unknown_probers: BTreeMap<String, String>,
 }
 
 /// Concurrency, queue and rate limits (SPEC §6).

@@ -3,8 +3,10 @@
 
 use super::duration::PromDuration;
 use super::services::{MongoProbe, MysqlProbe, PostgresProbe, RedisProbe, SshAuditProbe, SshProbe};
-use super::types::{AllowPattern, ByteSize, ExistingFile, IpProtocol, Regexp, Secret};
-use serde::{Deserialize, Serialize};
+use super::types::{
+    AllowPattern, ByteSize, ExistingFile, IpProtocol, LabelName, Regexp, Secret, WireBytes,
+};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 
 /// Which prober a module uses. Also the key of the per-type concurrency limits.
@@ -39,6 +41,11 @@ impl ProberKind {
         ProberKind::Mongodb,
     ];
 
+    /// The kind a `prober:` name stands for; `None` for a name this build does not know.
+    pub fn from_name(name: &str) -> Option<ProberKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ProberKind::Http => "http",
@@ -59,6 +66,13 @@ impl ProberKind {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Module {
+    /// blackbox loads a module whose prober it does not know and fails its probes; so do we:
+    /// such a name reads as a placeholder here, and `load` moves the module to
+    /// `Config::unknown_probers`, so no code ever runs a placeholder.
+    #[serde(
+        default = "placeholder_prober",
+        deserialize_with = "known_or_placeholder"
+    )]
     pub prober: ProberKind,
     /// Upper bound of one probe; the scrape timeout header may shorten it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,15 +83,15 @@ pub struct Module {
     /// This module's own target allow-list; replaces `web.allowed_targets` for it (ours).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_targets: Option<Vec<AllowPattern>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     pub http: HttpProbe,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     pub tcp: TcpProbe,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "dns_section")]
     pub dns: DnsProbe,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     pub icmp: IcmpProbe,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     pub grpc: GrpcProbe,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh: Option<SshProbe>,
@@ -114,6 +128,35 @@ impl Module {
             mongodb: None,
         }
     }
+}
+
+fn placeholder_prober() -> ProberKind {
+    ProberKind::Http
+}
+
+fn known_or_placeholder<'de, D: Deserializer<'de>>(d: D) -> Result<ProberKind, D::Error> {
+    let name = String::deserialize(d)?;
+    Ok(ProberKind::from_name(&name).unwrap_or_else(placeholder_prober))
+}
+
+/// An empty section (`http:` with no value) is that section's defaults, as in blackbox.
+pub(super) fn or_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// The `dns:` section, remembering that it was written: blackbox requires `query_name` only then.
+fn dns_section<'de, D: Deserializer<'de>>(d: D) -> Result<DnsProbe, D::Error> {
+    Ok(match Option::<DnsProbe>::deserialize(d)? {
+        Some(mut dns) => {
+            dns.section_written = true;
+            dns
+        }
+        None => DnsProbe::default(),
+    })
 }
 
 fn yes() -> bool {
@@ -238,7 +281,7 @@ pub struct HttpProbe {
     pub fail_if_not_ssl: bool,
     #[serde(default = "default_method")]
     pub method: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
     pub fail_if_body_matches_regexp: Vec<Regexp>,
@@ -257,7 +300,7 @@ pub struct HttpProbe {
     #[serde(default)]
     pub body_size_limit: ByteSize,
     // Prometheus common HTTP client settings, inlined as blackbox does.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     pub tls_config: TlsConfig,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basic_auth: Option<BasicAuth>,
@@ -279,6 +322,10 @@ pub struct HttpProbe {
     pub proxy_connect_header: BTreeMap<String, Vec<Secret>>,
     #[serde(default = "yes")]
     pub enable_http2: bool,
+    /// Accepted so blackbox files load; this build has no HTTP/3 client, so a probe of such a
+    /// module fails with a reason (README, differences).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub enable_http3: bool,
     /// Reuse connections between probes of this module (ours; blackbox never reuses).
     #[serde(default, skip_serializing_if = "is_false")]
     pub keep_alive: bool,
@@ -321,6 +368,7 @@ impl Default for HttpProbe {
             proxy_from_environment: false,
             proxy_connect_header: BTreeMap::new(),
             enable_http2: true,
+            enable_http3: false,
             keep_alive: false,
         }
     }
@@ -342,11 +390,22 @@ pub struct QueryResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect: Option<Regexp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expect_bytes: Option<String>,
+    pub expect_bytes: Option<WireBytes>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub send: Option<String>,
+    pub send: Option<WireBytes>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub starttls: bool,
+    /// Labels of `probe_expect_info` when `expect` matches; values may use `${N}` captures.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<ExpectLabel>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectLabel {
+    pub name: LabelName,
+    #[serde(default)]
+    pub value: String,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -358,11 +417,11 @@ pub struct TcpProbe {
     pub ip_protocol_fallback: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_ip_address: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     pub query_response: Vec<QueryResponse>,
     #[serde(default)]
     pub tls: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     pub tls_config: TlsConfig,
 }
 
@@ -413,7 +472,7 @@ pub struct DnsProbe {
     pub transport_protocol: DnsTransport,
     #[serde(default, skip_serializing_if = "is_false")]
     pub dns_over_tls: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     pub tls_config: TlsConfig,
     #[serde(default)]
     pub query_name: String,
@@ -426,12 +485,15 @@ pub struct DnsProbe {
     /// Empty means NOERROR only.
     #[serde(default)]
     pub valid_rcodes: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     pub validate_answer_rrs: DnsRrValidator,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     pub validate_authority_rrs: DnsRrValidator,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     pub validate_additional_rrs: DnsRrValidator,
+    /// Whether the module had a `dns:` mapping (set by `dns_section`).
+    #[serde(skip)]
+    pub section_written: bool,
 }
 
 fn default_query_type() -> String {
@@ -458,6 +520,7 @@ impl Default for DnsProbe {
             validate_answer_rrs: DnsRrValidator::default(),
             validate_authority_rrs: DnsRrValidator::default(),
             validate_additional_rrs: DnsRrValidator::default(),
+            section_written: false,
         }
     }
 }
@@ -503,7 +566,7 @@ pub struct GrpcProbe {
     pub ip_protocol_fallback: bool,
     #[serde(default)]
     pub tls: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     pub tls_config: TlsConfig,
     /// Request metadata (headers); values of credential-like keys never print (see below).
     #[serde(

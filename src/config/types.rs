@@ -130,6 +130,92 @@ impl ExistingFile {
     }
 }
 
+/// Bytes for the wire (`send`, `expect_bytes`): plain text, or a YAML `!!binary` scalar for bytes
+/// that are not UTF-8 (blackbox's stock config sends PostgreSQL's SSLRequest this way). The YAML
+/// reader hands `!!binary` over as its base64 text (see `load::parse_yaml`); it is decoded here.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WireBytes(pub Vec<u8>);
+
+impl WireBytes {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for WireBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match std::str::from_utf8(&self.0) {
+            Ok(s) => write!(f, "{s:?}"),
+            Err(_) => write!(f, "{:?}", self.0),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for WireBytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let serde_saphyr::Tagged(text, tag) = serde_saphyr::Tagged::<String>::deserialize(d)?;
+        let binary = tag.as_deref().is_some_and(|t| {
+            t == "!!binary" || t == "tag:yaml.org,2002:binary" || t == "!<tag:yaml.org,2002:binary>"
+        });
+        if !binary {
+            return Ok(WireBytes(text.into_bytes()));
+        }
+        use base64::Engine as _;
+        let compact: String = text.split_whitespace().collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(compact.as_bytes())
+            .map(WireBytes)
+            .map_err(|e| serde::de::Error::custom(format!("invalid !!binary (base64): {e}")))
+    }
+}
+
+impl Serialize for WireBytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(&self.0) {
+            Ok(text) => s.serialize_str(text),
+            Err(_) => {
+                use base64::Engine as _;
+                let b64 = base64::engine::general_purpose::STANDARD.encode(&self.0);
+                s.collect_str(&format_args!("base64:{b64}"))
+            }
+        }
+    }
+}
+
+/// A Prometheus label name from the config (`query_response` `labels`), checked at load. Probe
+/// metrics take `'static` label names, so each distinct name is interned once for the life of
+/// the process: a handful of strings, however often the config reloads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct LabelName(pub &'static str);
+
+impl<'de> Deserialize<'de> for LabelName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        static NAMES: std::sync::Mutex<std::collections::BTreeSet<&'static str>> =
+            std::sync::Mutex::new(std::collections::BTreeSet::new());
+        let s = String::deserialize(d)?;
+        let valid = s
+            .chars()
+            .enumerate()
+            .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
+        if s.is_empty() || !valid || s.starts_with("__") {
+            return Err(serde::de::Error::custom(format!(
+                "{s:?} is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)"
+            )));
+        }
+        let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(known) = names.get(s.as_str()) {
+            return Ok(LabelName(known));
+        }
+        let leaked: &'static str = Box::leak(s.into_boxed_str());
+        names.insert(leaked);
+        Ok(LabelName(leaked))
+    }
+}
+
 /// `preferred_ip_protocol`: which address family to try first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default)]
 pub enum IpProtocol {

@@ -1,12 +1,31 @@
 //! Checks that span fields: references between sections, required fields per prober.
 //! All problems are collected, so an operator fixes a file in one pass.
 
-use super::load::{line_of_key, ConfigProblem};
+use super::load::{line_of_field, line_of_key, ConfigProblem};
 use super::{Config, ProberKind, ServerSelection};
 use std::collections::HashSet;
 
-pub(super) fn validate(config: &Config, text: &str) -> Vec<ConfigProblem> {
+/// The problems that reject the file, and the warnings it loads with.
+pub(super) fn validate(config: &Config, text: &str) -> (Vec<ConfigProblem>, Vec<ConfigProblem>) {
     let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    for (name, module) in &config.modules {
+        for f in super::blackbox_rules::module_findings(module) {
+            let problem = ConfigProblem {
+                line: line_of_field(text, name, &f.field),
+                column: None,
+                field: format!("modules.{name}.{}", f.field),
+                message: f.message,
+            };
+            if f.fatal {
+                problems.push(problem);
+            } else {
+                warnings.push(problem);
+            }
+        }
+    }
+    // Problems of a module's field, located at that field's line: (module, field, message, fatal).
+    let mut located: Vec<(String, String, String, bool)> = Vec::new();
     let mut report = |key: &str, field: String, message: String| {
         problems.push(ConfigProblem {
             line: line_of_key(text, key),
@@ -18,22 +37,18 @@ pub(super) fn validate(config: &Config, text: &str) -> Vec<ConfigProblem> {
 
     for (name, module) in &config.modules {
         let at = format!("modules.{name}");
-        match module.prober {
-            ProberKind::Dns if module.dns.query_name.is_empty() => report(
-                name,
-                format!("{at}.dns.query_name"),
-                "the dns prober needs a query_name".into(),
-            ),
-            ProberKind::SshAudit if module.ssh_audit.is_none() => report(
+        if module.prober == ProberKind::SshAudit && module.ssh_audit.is_none() {
+            report(
                 name,
                 format!("{at}.ssh_audit"),
                 "the ssh_audit prober needs an ssh_audit section (user, key, known_hosts)".into(),
-            ),
-            _ => {}
+            );
         }
         if module.prober == ProberKind::Dns {
             for (field, message) in crate::probe::dns::config_problems(&module.dns) {
-                report(name, format!("{at}.dns.{field}"), message);
+                // blackbox rejects an unknown type or class at load, the rest only when probing.
+                let fatal = matches!(field, "query_type" | "query_class");
+                located.push((name.clone(), format!("dns.{field}"), message, fatal));
             }
         }
         if module.prober == ProberKind::Grpc {
@@ -77,23 +92,6 @@ pub(super) fn validate(config: &Config, text: &str) -> Vec<ConfigProblem> {
                     name,
                     format!("{at}.timeout"),
                     "timeout must be above 0".into(),
-                );
-            }
-        }
-        match module.http.compression.to_ascii_lowercase().as_str() {
-            "" | "identity" | "gzip" | "deflate" => {}
-            other => report(
-                name,
-                format!("{at}.http.compression"),
-                format!("compression {other:?} is not supported (use gzip, deflate or identity)"),
-            ),
-        }
-        if let Some(b) = &module.http.body {
-            if module.http.body_file.is_some() && !b.is_empty() {
-                report(
-                    name,
-                    format!("{at}.http.body"),
-                    "body and body_file are mutually exclusive".into(),
                 );
             }
         }
@@ -225,5 +223,21 @@ pub(super) fn validate(config: &Config, text: &str) -> Vec<ConfigProblem> {
             );
         }
     }
-    problems
+    for (module, field, message, fatal) in located {
+        let problem = ConfigProblem {
+            line: line_of_field(text, &module, &field),
+            column: None,
+            field: format!("modules.{module}.{field}"),
+            message,
+        };
+        if fatal {
+            problems.push(problem);
+        } else {
+            warnings.push(ConfigProblem {
+                message: format!("{}: probes with this module will fail", problem.message),
+                ..problem
+            });
+        }
+    }
+    (problems, warnings)
 }

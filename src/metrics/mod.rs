@@ -122,6 +122,28 @@ impl SelfMetrics {
         registry.register(
             "siembox_exporter_build_info",
             "A metric with a constant '1' value labeled by version and revision from which siembox-exporter was built",
+            build.clone(),
+        );
+        // blackbox_exporter's names for the same series, so its dashboards and alerts (e.g. on
+        // a failed reload) work unchanged; each shares the value of ours above.
+        registry.register(
+            "blackbox_module_unknown",
+            "Count of unknown modules requested by probes",
+            module_unknown.clone(),
+        );
+        registry.register(
+            "blackbox_exporter_config_last_reload_successful",
+            "Blackbox exporter config loaded successfully",
+            reload_successful.clone(),
+        );
+        registry.register(
+            "blackbox_exporter_config_last_reload_success_timestamp_seconds",
+            "Timestamp of the last successful configuration reload",
+            reload_success_timestamp.clone(),
+        );
+        registry.register(
+            "blackbox_exporter_build_info",
+            "A metric with a constant '1' value labeled by version and revision from which siembox-exporter was built",
             build,
         );
         registry.register_collector(Box::new(process::ProcessCollector::new()));

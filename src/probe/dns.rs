@@ -205,13 +205,18 @@ fn evaluate(cfg: &DnsProbe, qtype: RecordType, resp: &Message, rec: &mut ProbeRe
         );
     }
     let code = u16::from(resp.metadata.response_code);
+    // An unknown rcode name fails the probe after the query, as in blackbox (the config loaded
+    // with a warning).
     let valid: Vec<u16> = if cfg.valid_rcodes.is_empty() {
         vec![0]
     } else {
-        cfg.valid_rcodes
-            .iter()
-            .filter_map(|r| rcode(r).ok())
-            .collect()
+        match cfg.valid_rcodes.iter().map(|r| rcode(r)).collect() {
+            Ok(codes) => codes,
+            Err(e) => {
+                rec.fail(FailureReason::Config, format!("valid_rcodes: {e}"));
+                return false;
+            }
+        }
     };
     if !valid.contains(&code) {
         rec.fail(

@@ -19,6 +19,7 @@ pub mod ssh_audit;
 pub mod target;
 pub mod tcp;
 pub mod tls;
+mod tls_verify;
 
 use crate::config::{Config, Module, ProberKind, TlsConfig};
 use parking_lot::RwLock;

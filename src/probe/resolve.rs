@@ -100,6 +100,13 @@ pub async fn resolve_target(
         "Returns the time taken for probe dns lookup in seconds",
         start.elapsed().as_secs_f64(),
     );
+    // blackbox registers both before resolving, so a failed resolution shows them at 0.
+    rec.gauge(
+        "probe_ip_protocol",
+        "Specifies whether probe ip protocol is IP4 or IP6",
+        0.0,
+    );
+    rec.gauge("probe_ip_addr_hash", IP_HASH_HELP, 0.0);
     let addrs = match result {
         Ok(a) => a,
         Err(e) => {
@@ -130,16 +137,11 @@ pub async fn resolve_target(
                 "Specifies whether probe ip protocol is IP4 or IP6",
                 if ip.is_ipv6() { 6.0 } else { 4.0 },
             );
-            rec.gauge("probe_ip_addr_hash", "Specifies the hash of IP address. It's useful to detect if the IP address changes.", ip_hash(ip));
+            rec.gauge("probe_ip_addr_hash", IP_HASH_HELP, ip_hash(ip));
             rec.debug(format!("Resolved target address {ip} for {host}"));
             Some(ip)
         }
         None => {
-            rec.gauge(
-                "probe_ip_protocol",
-                "Specifies whether probe ip protocol is IP4 or IP6",
-                0.0,
-            );
             let family = if wants_v6 { "ip6" } else { "ip4" };
             rec.fail(
                 FailureReason::Dns,
@@ -149,6 +151,9 @@ pub async fn resolve_target(
         }
     }
 }
+
+const IP_HASH_HELP: &str =
+    "Specifies the hash of IP address. It's useful to detect if the IP address changes.";
 
 /// FNV-1a 32-bit of the address octets (4 for IPv4, 16 for IPv6), as blackbox computes
 /// `probe_ip_addr_hash` (checked against blackbox 0.23: 127.0.0.1 → 3668918509, ::1 → 1751717746).

@@ -15,22 +15,7 @@ pub fn check(config: &Config, kind: ProberKind, target: &str) -> Result<(), Stri
     }
     match kind {
         ProberKind::Tcp | ProberKind::Ssh => super::resolve::split_host_port(target).map(|_| ()),
-        ProberKind::Http => {
-            let with_scheme = if target.contains("://") {
-                target.to_string()
-            } else {
-                format!("http://{target}")
-            };
-            let url = url::Url::parse(&with_scheme).map_err(|e| format!("not a URL: {e}"))?;
-            match url.scheme() {
-                "http" | "https" => {}
-                s => return Err(format!("scheme {s:?} is not http or https")),
-            }
-            if url.host_str().is_none_or(str::is_empty) {
-                return Err("URL has no host".into());
-            }
-            Ok(())
-        }
+        ProberKind::Http => super::http::parse_target(target).map(|_| ()),
         // Credentials only ever go to servers named in the config: anything else is refused
         // before a connection is made.
         ProberKind::SshAudit => {

@@ -17,8 +17,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 const MAX_LINE: usize = 64 * 1024;
 
 pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecorder) -> bool {
-    // Present on every outcome, as blackbox registers it before probing.
+    // Present on every outcome, as blackbox registers them before probing.
     rec.gauge(REGEX_METRIC, REGEX_HELP, 0.0);
+    rec.gauge(BYTES_METRIC, BYTES_HELP, 0.0);
     let ok = connect_and_talk(req, env, rec).await;
     if rec.failure() == Some(FailureReason::Regexp) {
         rec.gauge(REGEX_METRIC, REGEX_HELP, 1.0);
@@ -28,6 +29,8 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
 
 const REGEX_METRIC: &str = "probe_failed_due_to_regex";
 const REGEX_HELP: &str = "Indicates if probe failed due to regex";
+const BYTES_METRIC: &str = "probe_failed_due_to_bytes";
+const BYTES_HELP: &str = "Indicates if probe failed due to bytes";
 
 async fn connect_and_talk(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecorder) -> bool {
     let cfg = &req.module.tcp;
@@ -60,6 +63,8 @@ async fn connect_and_talk(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut Prob
         None => return false,
     };
     let mut conn: Box<dyn Io> = Box::new(stream);
+    // blackbox: `hostname=` is the TLS server name unless tls_config.server_name sets one.
+    let host = req.hostname.filter(|h| !h.is_empty()).unwrap_or(host);
     if cfg.tls {
         let client = match env.tls_client(req.module_name, "tcp", &cfg.tls_config, &[]) {
             Ok(c) => c,
@@ -137,7 +142,10 @@ async fn dialogue(
                 re.as_str()
             ));
             match read_until_match(&mut conn, &mut buf, re).await {
-                Ok(Some(groups)) => captures = groups,
+                Ok(Some(groups)) => {
+                    captures = groups;
+                    expect_info(step, &captures, rec);
+                }
                 Ok(None) => {
                     rec.fail(
                         FailureReason::Regexp,
@@ -157,7 +165,7 @@ async fn dialogue(
                 }
             }
         }
-        if let Some(expected) = &step.expect_bytes {
+        if let Some(expected) = step.expect_bytes.as_ref().filter(|b| !b.is_empty()) {
             let want = expected.as_bytes();
             let mut got = Vec::with_capacity(want.len());
             while got.len() < want.len() {
@@ -167,18 +175,30 @@ async fn dialogue(
                 let take = (want.len() - got.len()).min(buf.len());
                 got.extend(buf.drain(..take));
             }
-            if got != want {
+            // A short read is a read failure in blackbox, a different read a bytes mismatch.
+            if got.len() < want.len() {
                 rec.fail(
-                    FailureReason::Regexp,
-                    format!("expect_bytes: got {got:?}, expected {want:?}"),
+                    FailureReason::Protocol,
+                    format!("Read less data than expected: got {got:?}, expected {want:?}"),
+                );
+                return false;
+            }
+            if got != want {
+                rec.gauge(BYTES_METRIC, BYTES_HELP, 1.0);
+                rec.fail(
+                    FailureReason::Protocol,
+                    format!("Bytes did not match: got {got:?}, expected {want:?}"),
                 );
                 return false;
             }
         }
-        if let Some(send) = &step.send {
-            let line = expand(send, &captures);
-            rec.debug(format!("Sending line {line:?}"));
-            let mut data = line.into_bytes();
+        if let Some(send) = step.send.as_ref().filter(|b| !b.is_empty()) {
+            // Text gets `${N}` captures expanded; raw bytes (`!!binary`) go out as they are.
+            let mut data = match std::str::from_utf8(send.as_bytes()) {
+                Ok(text) => expand(text, &captures).into_bytes(),
+                Err(_) => send.as_bytes().to_vec(),
+            };
+            rec.debug(format!("Sending {:?}", String::from_utf8_lossy(&data)));
             data.push(b'\n');
             if let Err(e) = conn.write_all(&data).await {
                 rec.fail(FailureReason::from_io(&e), format!("Failed to send: {e}"));
@@ -203,6 +223,30 @@ async fn dialogue(
         }
     }
     true
+}
+
+/// blackbox's `probe_expect_info`: the step's labels, values expanded from the match.
+fn expect_info(step: &QueryResponse, captures: &[String], rec: &mut ProbeRecorder) {
+    if step.labels.is_empty() {
+        return;
+    }
+    let values: Vec<String> = step
+        .labels
+        .iter()
+        .map(|l| expand(&l.value, captures))
+        .collect();
+    let labels: Vec<(&'static str, &str)> = step
+        .labels
+        .iter()
+        .zip(&values)
+        .map(|(l, v)| (l.name.0, v.as_str()))
+        .collect();
+    rec.gauge_with(
+        "probe_expect_info",
+        "Explicit content matched",
+        &labels,
+        1.0,
+    );
 }
 
 async fn fill(conn: &mut Box<dyn Io>, buf: &mut Vec<u8>) -> std::io::Result<usize> {

@@ -3,6 +3,7 @@
 //! still reports its expiry and chain metrics before the probe fails (blackbox #653).
 
 use super::recorder::{FailureReason, ProbeRecorder};
+use super::tls_verify::ChainVerifier;
 use crate::config::{TlsConfig, TlsVersion};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
@@ -42,13 +43,14 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 pub struct TlsClient {
     connector: TlsConnector,
     /// `None` when `insecure_skip_verify` is set.
-    verifier: Option<Arc<WebPkiServerVerifier>>,
+    verifier: Option<ChainVerifier>,
     server_name: Option<String>,
 }
 
 impl TlsClient {
     /// Builds the client; reads CA and client-certificate files now, so errors surface at load.
     pub fn build(cfg: &TlsConfig, alpn: &[&[u8]]) -> Result<TlsClient, String> {
+        let mut anchors = Vec::new();
         let roots = match (&cfg.ca_file, &cfg.ca) {
             (None, None) => system_roots(),
             (file, inline) => {
@@ -61,6 +63,7 @@ impl TlsClient {
                 };
                 let mut store = RootCertStore::empty();
                 let certs = parse_certs(&pem).map_err(|e| format!("ca_file: {e}"))?;
+                anchors.clone_from(&certs);
                 let (added, _) = store.add_parsable_certificates(certs);
                 if added == 0 {
                     return Err("ca_file holds no usable CA certificate".into());
@@ -71,11 +74,12 @@ impl TlsClient {
         let verifier = if cfg.insecure_skip_verify {
             None
         } else {
-            Some(
+            Some(ChainVerifier::new(
                 WebPkiServerVerifier::builder_with_provider(roots, provider())
                     .build()
                     .map_err(|e| format!("cannot build certificate verifier: {e}"))?,
-            )
+                anchors,
+            ))
         };
         let versions = protocol_versions(cfg.min_version, cfg.max_version)?;
         let builder = ClientConfig::builder_with_provider(provider())
@@ -83,7 +87,7 @@ impl TlsClient {
             .map_err(|e| format!("TLS versions: {e}"))?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(DeferredVerifier {
-                inner: verifier.clone(),
+                inner: verifier.as_ref().map(|v| v.webpki.clone()),
             }));
         let mut config = match client_identity(cfg)? {
             Some((certs, key)) => builder
@@ -99,8 +103,10 @@ impl TlsClient {
         })
     }
 
-    /// Handshakes over `io`, records the TLS metrics, then verifies the chain against `host`
-    /// (or `server_name`). Fails the probe with reason `tls` on any error.
+    /// Handshakes over `io`, verifies the chain against `host` (or `server_name`), then records
+    /// blackbox's TLS metrics. Fails the probe with reason `tls` on any error; a chain that fails
+    /// verification gets no blackbox TLS series (blackbox's handshake fails before it has any),
+    /// only `probe_ssl_unverified_cert_expiry`, so its expiry stays known.
     pub async fn connect<IO: AsyncRead + AsyncWrite + Unpin>(
         &self,
         io: IO,
@@ -131,20 +137,19 @@ impl TlsClient {
             .peer_certificates()
             .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
             .unwrap_or_default();
-        record_tls_state(
-            conn.protocol_version(),
-            conn.negotiated_cipher_suite(),
-            &certs,
-            rec,
-        );
         if let Some(verifier) = &self.verifier {
             let Some((end, intermediates)) = certs.split_first() else {
                 rec.fail(FailureReason::Tls, "server sent no certificate");
                 return None;
             };
-            if let Err(e) =
-                verifier.verify_server_cert(end, intermediates, &server_name, &[], UnixTime::now())
-            {
+            if let Err(e) = verifier.verify(end, intermediates, &server_name) {
+                if let Some(expiry) = earliest_expiry(&certs) {
+                    rec.gauge(
+                        "probe_ssl_unverified_cert_expiry",
+                        "Earliest notAfter (unixtime) of a certificate chain that failed verification",
+                        expiry as f64,
+                    );
+                }
                 rec.fail(
                     FailureReason::Tls,
                     format!("certificate verification failed: {e}"),
@@ -152,6 +157,12 @@ impl TlsClient {
                 return None;
             }
         }
+        record_tls_state(
+            conn.protocol_version(),
+            conn.negotiated_cipher_suite(),
+            &certs,
+            rec,
+        );
         Some(stream)
     }
 }
@@ -179,7 +190,7 @@ impl TlsClient {
                 .split_first()
                 .ok_or_else(|| "TLS: server sent no certificate".to_string())?;
             verifier
-                .verify_server_cert(end, intermediates, &server_name, &[], UnixTime::now())
+                .verify(end, intermediates, &server_name)
                 .map_err(|e| format!("TLS certificate verification failed: {e}"))?;
         }
         Ok(stream)
@@ -343,14 +354,7 @@ pub fn record_tls_state(
             1.0,
         );
     }
-    let mut earliest: Option<i64> = None;
-    for der in certs {
-        if let Ok((_, cert)) = x509_parser::parse_x509_certificate(der.as_ref()) {
-            let not_after = cert.validity().not_after.timestamp();
-            earliest = Some(earliest.map_or(not_after, |e| e.min(not_after)));
-        }
-    }
-    if let Some(e) = earliest {
+    if let Some(e) = earliest_expiry(certs) {
         rec.gauge(
             "probe_ssl_earliest_cert_expiry",
             "Returns last SSL chain expiry in unixtime",
@@ -401,6 +405,15 @@ pub fn record_tls_state(
             );
         }
     }
+}
+
+/// The earliest `notAfter` (unixtime) among `certs`.
+fn earliest_expiry(certs: &[CertificateDer<'_>]) -> Option<i64> {
+    certs
+        .iter()
+        .filter_map(|der| x509_parser::parse_x509_certificate(der.as_ref()).ok())
+        .map(|(_, cert)| cert.validity().not_after.timestamp())
+        .min()
 }
 
 fn ip_from_bytes(b: &[u8]) -> Option<String> {

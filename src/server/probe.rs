@@ -41,6 +41,16 @@ pub async fn handle<B>(app: &Arc<App>, req: &Request<B>) -> Reply {
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| "http_2xx".to_string());
     let config = app.config();
+    if let Some(prober) = config.unknown_probers.get(&module_name) {
+        // blackbox's order: the target is checked before the prober.
+        if target.as_deref().is_none_or(str::is_empty) {
+            return plain(StatusCode::BAD_REQUEST, "Target parameter is missing\n");
+        }
+        return plain(
+            StatusCode::BAD_REQUEST,
+            format!("Unknown prober {:?}\n", one_line(prober)),
+        );
+    }
     let Some(module) = config.modules.get(&module_name) else {
         app.metrics.module_unknown.inc();
         return plain(
@@ -51,6 +61,9 @@ pub async fn handle<B>(app: &Arc<App>, req: &Request<B>) -> Reply {
     let Some(target) = target.filter(|t| !t.is_empty()) else {
         return plain(StatusCode::BAD_REQUEST, "Target parameter is missing\n");
     };
+    if let Some(why) = host_conflict(module, hostname.as_deref()) {
+        return plain(StatusCode::BAD_REQUEST, format!("{}\n", one_line(&why)));
+    }
     if let Err(why) = crate::probe::target::check(&config, module.prober, &target) {
         return plain(
             StatusCode::BAD_REQUEST,
@@ -93,6 +106,21 @@ pub async fn handle<B>(app: &Arc<App>, req: &Request<B>) -> Reply {
         body.push_str("# EOF\n");
     }
     Reply::new(StatusCode::OK, format.content_type(), body)
+}
+
+/// blackbox refuses an http probe whose `hostname=` differs from a `Host` header the module sets.
+fn host_conflict(module: &crate::config::Module, hostname: Option<&str>) -> Option<String> {
+    let hostname = hostname.filter(|h| !h.is_empty())?;
+    if module.prober != crate::config::ProberKind::Http {
+        return None;
+    }
+    let (_, configured) =
+        module.http.headers.iter().find(|(name, value)| {
+            name.eq_ignore_ascii_case("host") && value.as_str() != hostname
+        })?;
+    Some(format!(
+        "host header defined both in module configuration ({configured}) and with URL-parameter 'hostname' ({hostname})"
+    ))
 }
 
 /// Blackbox's rule: the scrape timeout header minus the offset, capped by the module's timeout;

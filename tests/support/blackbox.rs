@@ -42,6 +42,22 @@ impl Version {
     }
 }
 
+impl Version {
+    /// `--config.check` on `config`: `Err` with blackbox's error text when it rejects the file.
+    pub fn check_config(self, config: &Path) -> Result<(), String> {
+        let out = Command::new(self.binary())
+            .arg("--config.check")
+            .arg(format!("--config.file={}", config.display()))
+            .output()
+            .expect("blackbox_exporter runs");
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+}
+
 impl Blackbox {
     /// Starts blackbox_exporter 0.28 on a free port with `config` and waits until it answers.
     pub async fn start(config: &Path) -> Blackbox {

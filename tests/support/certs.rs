@@ -45,6 +45,10 @@ pub struct TestPki {
     pub expired: Leaf,
     /// Valid, but signed by a CA that `ca_file` does not hold.
     pub untrusted: Leaf,
+    /// Self-signed with CA:TRUE for localhost/127.0.0.1 (what `openssl req -x509` makes by
+    /// default), trusted through its own file `self_signed_ca_file`.
+    pub self_signed_ca: Leaf,
+    pub self_signed_ca_file: PathBuf,
 }
 
 /// 2040-01-01T00:00:00Z
@@ -59,12 +63,17 @@ impl TestPki {
         let dir = tempfile::tempdir().unwrap();
         let ca_file = dir.path().join("ca.pem");
         std::fs::write(&ca_file, ca_pem).unwrap();
+        let self_signed_ca = self_signed_ca_leaf();
+        let self_signed_ca_file = dir.path().join("self-signed-ca.pem");
+        std::fs::write(&self_signed_ca_file, &self_signed_ca.cert_pem).unwrap();
         TestPki {
             _dir: dir,
             ca_file,
             valid: leaf(&ca, (2020, 1, 1), (2040, 1, 1), VALID_NOT_AFTER),
             expired: leaf(&ca, (2020, 1, 1), (2021, 1, 1), EXPIRED_NOT_AFTER),
             untrusted: leaf(&other_ca, (2020, 1, 1), (2040, 1, 1), VALID_NOT_AFTER),
+            self_signed_ca,
+            self_signed_ca_file,
         }
     }
 }
@@ -79,6 +88,24 @@ fn new_ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
     params.not_after = date_time_ymd(2099, 1, 1);
     let cert = params.self_signed(&key).unwrap();
     (cert.pem(), Issuer::new(params, key))
+}
+
+fn self_signed_ca_leaf() -> Leaf {
+    let key = KeyPair::generate().unwrap();
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.not_before = date_time_ymd(2020, 1, 1);
+    params.not_after = date_time_ymd(2040, 1, 1);
+    let cert = params.self_signed(&key).unwrap();
+    Leaf {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+        not_after: VALID_NOT_AFTER,
+    }
 }
 
 fn leaf(

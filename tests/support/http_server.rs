@@ -3,7 +3,7 @@
 //!
 //! Routes: `/` (200 "hello world\n"), `/status/<code>`, `/redirect/<n>` (302 to `/redirect/<n-1>`,
 //! 200 at 0), `/goto/<host:port/path>` (302 to that http:// URL), `/login` (302 setting a cookie
-//! that `/needs-cookie` requires), `/echo` (method, headers and body back as text), `/gzip` (gzip-encoded text),
+//! that `/needs-cookie` requires), `/echo` (method, headers and body back as text), `/gzip` (gzip-encoded text), `/br` (the same text brotli-encoded),
 //! `/big/<n>` (n bytes), `/headers` (X-Test, two X-Multi values, Last-Modified), `/token` (an OAuth2 token endpoint).
 
 use super::certs::Leaf;
@@ -228,6 +228,14 @@ async fn route(req: Request<Incoming>, seen: &Mutex<Vec<Recorded>>) -> Response<
                 .body(Full::new(Bytes::from(gz)))
                 .unwrap()
         }
+        ["br"] => {
+            let br = brotli_stored(GZIP_TEXT.repeat(GZIP_REPEAT).as_bytes());
+            Response::builder()
+                .header("Content-Encoding", "br")
+                .header("Content-Length", br.len())
+                .body(Full::new(Bytes::from(br)))
+                .unwrap()
+        }
         ["big", n] => {
             let n: usize = n.parse().unwrap_or(0);
             text(200, &"x".repeat(n))
@@ -348,4 +356,45 @@ impl TestProxy {
         });
         TestProxy { addr, seen, task }
     }
+}
+
+/// `data` as a brotli stream (RFC 7932) of uncompressed meta-blocks: a valid stream any decoder
+/// reads, made without a brotli encoder. Bits are packed least significant first.
+fn brotli_stored(data: &[u8]) -> Vec<u8> {
+    struct Bits {
+        out: Vec<u8>,
+        acc: u64,
+        n: u32,
+    }
+    impl Bits {
+        fn put(&mut self, value: u64, width: u32) {
+            self.acc |= value << self.n;
+            self.n += width;
+        }
+        /// Pads to a byte boundary with zero bits and flushes.
+        fn align(&mut self) {
+            let bytes = self.n.div_ceil(8) as usize;
+            self.out.extend_from_slice(&self.acc.to_le_bytes()[..bytes]);
+            self.acc = 0;
+            self.n = 0;
+        }
+    }
+    let mut b = Bits {
+        out: Vec::new(),
+        acc: 0,
+        n: 0,
+    };
+    b.put(0, 1); // WBITS = 16
+    for chunk in data.chunks(1 << 16) {
+        b.put(0, 1); // ISLAST = 0
+        b.put(0, 2); // MNIBBLES = 4
+        b.put(chunk.len() as u64 - 1, 16); // MLEN - 1
+        b.put(1, 1); // ISUNCOMPRESSED
+        b.align();
+        b.out.extend_from_slice(chunk);
+    }
+    b.put(1, 1); // ISLAST
+    b.put(1, 1); // ISLASTEMPTY
+    b.align();
+    b.out
 }

@@ -10,6 +10,7 @@ pub mod dnsmasq;
 pub mod ferretdb;
 pub mod grpc_server;
 pub mod http_server;
+pub mod line_server;
 pub mod prometheus;
 pub mod redis_server;
 pub mod redis_tls;

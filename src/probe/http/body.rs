@@ -99,6 +99,7 @@ fn decompress(raw: &[u8], compression: Compression, limit: u64) -> (Vec<u8>, Opt
         // is recognised by its header and accepted too.
         Compression::Deflate if is_zlib(raw) => Box::new(flate2::read::ZlibDecoder::new(raw)),
         Compression::Deflate => Box::new(flate2::read::DeflateDecoder::new(raw)),
+        Compression::Brotli => Box::new(brotli_decompressor::Decompressor::new(raw, 4096)),
         Compression::Identity => Box::new(raw),
     };
     let mut out = Vec::with_capacity(raw.len().saturating_mul(3));

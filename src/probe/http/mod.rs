@@ -40,6 +40,13 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
             return false;
         }
     };
+    if cfg.enable_http3 {
+        rec.fail(
+            FailureReason::Config,
+            "enable_http3: this exporter has no HTTP/3 client",
+        );
+        return false;
+    }
     let oauth2_token = match &cfg.oauth2 {
         Some(o) => match oauth2::token(env, req, cfg, o, rec).await {
             Some(t) => Some(t),
@@ -335,17 +342,26 @@ fn is_redirect(status: u16) -> bool {
 }
 
 /// `http://` is assumed when the target has no scheme, as blackbox does.
-fn parse_target(target: &str) -> Result<Url, String> {
+/// The URL a target names (`http://` added when it has no scheme); also `/probe`'s 400 check.
+pub(crate) fn parse_target(target: &str) -> Result<Url, String> {
     let with_scheme;
-    let text = if target.starts_with("http://") || target.starts_with("https://") {
-        target
-    } else if target.contains("://") {
-        return Err(format!(
-            "target {target:?}: only http:// and https:// URLs can be probed"
-        ));
-    } else {
-        with_scheme = format!("http://{target}");
-        &with_scheme
+    // Schemes are case-insensitive (RFC 3986 §3.1): `HTTPS://host` is https. A `://` later in
+    // the target (in a query) is no scheme.
+    let scheme = target.split_once("://").map(|(s, _)| s).filter(|s| {
+        s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    let text = match scheme.map(str::to_ascii_lowercase).as_deref() {
+        Some("http" | "https") => target,
+        Some(_) => {
+            return Err(format!(
+                "target {target:?}: only http:// and https:// URLs can be probed"
+            ))
+        }
+        None => {
+            with_scheme = format!("http://{target}");
+            &with_scheme
+        }
     };
     let url = Url::parse(text).map_err(|e| format!("target {target:?} is not a valid URL: {e}"))?;
     if url.host_str().is_none_or(str::is_empty) {
@@ -369,6 +385,14 @@ mod tests {
             Some("[::1]")
         );
         assert!(parse_target("ftp://example.org/").is_err());
+        assert_eq!(
+            parse_target("HTTPS://Example.org/A").unwrap().as_str(),
+            "https://example.org/A"
+        );
+        assert_eq!(
+            parse_target("example.org/?next=http://x").unwrap().as_str(),
+            "http://example.org/?next=http://x"
+        );
         assert!(parse_target("http://").is_err());
     }
 }

@@ -24,6 +24,7 @@ pub(super) enum Compression {
     Identity,
     Gzip,
     Deflate,
+    Brotli,
 }
 
 impl Compression {
@@ -32,11 +33,9 @@ impl Compression {
             "" | "identity" => Ok(Compression::Identity),
             "gzip" => Ok(Compression::Gzip),
             "deflate" => Ok(Compression::Deflate),
-            "br" => Err(
-                "compression \"br\" is not supported yet (use gzip, deflate or identity)".into(),
-            ),
+            "br" => Ok(Compression::Brotli),
             other => Err(format!(
-                "compression {other:?} is not supported (use gzip, deflate or identity)"
+                "compression {other:?} is not supported (use gzip, deflate, br or identity)"
             )),
         }
     }
