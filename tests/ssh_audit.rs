@@ -6,7 +6,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use support::sshd::{counted_maxima, counting_wrapper, KeyPair, Sshd, SshdOptions};
+use support::sshd::{chmod, counted_maxima, counting_wrapper, KeyPair, Sshd, SshdOptions, TempUser};
 use support::{metric_value, metric_value_with, Exporter};
 
 struct Fixture {
@@ -694,4 +694,173 @@ async fn cache_for_serves_a_fresh_result_without_auditing_again() {
         Some(1.0),
         "{m}"
     );
+}
+
+/// One audit through `/probe?debug=true`: check → (status word, detail), and the check values.
+struct Verdicts {
+    body: String,
+}
+
+impl Verdicts {
+    async fn of(ex: &Exporter, target: &str) -> Verdicts {
+        let body = debug_probe(ex, "vps_audit", target).await;
+        assert!(body.contains("probe_success 1"), "{body}");
+        Verdicts { body }
+    }
+
+    fn status(&self, check: &str) -> &str {
+        self.line(check).split(':').next().unwrap_or("")
+    }
+
+    fn detail(&self, check: &str) -> &str {
+        self.line(check).split_once(": ").map_or("", |x| x.1)
+    }
+
+    fn line(&self, check: &str) -> &str {
+        let start = format!("msg=\"check {check} ");
+        let Some(at) = self.body.find(&start) else {
+            panic!("no {check} in {}", self.body)
+        };
+        let rest = &self.body[at + start.len()..];
+        &rest[..rest.find("\"\n").unwrap_or(rest.len())]
+    }
+
+    fn value(&self, check: &str) -> Option<f64> {
+        metric_value_with(
+            &self.body,
+            "siembox_vps_audit_check_value",
+            &[("check", check)],
+        )
+    }
+}
+
+fn audit_config(f: &Fixture, sshd: &Sshd, user: &str) -> String {
+    let kh = write(
+        &f.dir,
+        "known_hosts",
+        &format!("{}\n", sshd.known_hosts_line()),
+    );
+    config(&f.client.private, &kh, "{max_connections: 2}", &[server("box", sshd)])
+        .replace("user: root", &format!("user: {user}"))
+}
+
+/// The sshd checks grade what the listening sshds run, in a PID namespace of their own (the
+/// audited "server"): the test's sshd with its own `-f` file (PermitRootLogin yes, unlike this
+/// machine's /etc/ssh/sshd_config), then a second sshd that takes passwords through
+/// keyboard-interactive PAM, then that sshd's file edited but not reloaded, then reloaded.
+#[tokio::test]
+async fn sshd_checks_grade_the_listening_sshds_not_etc_ssh() {
+    let f = fixture();
+    let sshd = Sshd::start_isolated(
+        SshdOptions {
+            authorized: vec![f.client.public_line.clone()],
+            ..Default::default()
+        },
+        "",
+    );
+    let ex = Exporter::start(&audit_config(&f, &sshd, "root")).await;
+
+    let v = Verdicts::of(&ex, "box").await;
+    assert_eq!(v.status("ssh_root_login"), "fail", "{}", v.body);
+    assert_eq!(v.value("ssh_root_login"), Some(2.0));
+    assert_eq!(v.status("ssh_password_auth"), "pass", "{}", v.body);
+    assert_eq!(v.value("ssh_port"), Some(f64::from(sshd.port)));
+    assert!(v.detail("ssh_root_login").contains("sshd -T"), "as root");
+
+    let second = sshd.start_sibling(
+        "PermitRootLogin no\nPasswordAuthentication no\nKbdInteractiveAuthentication yes\nUsePAM yes\n",
+    );
+    let v = Verdicts::of(&ex, "box").await;
+    assert_eq!(v.status("ssh_password_auth"), "fail", "{}", v.body);
+    let detail = v.detail("ssh_password_auth");
+    assert!(
+        detail.contains(&second.config.display().to_string())
+            && detail.contains("KbdInteractiveAuthentication yes with UsePAM yes"),
+        "{detail}"
+    );
+    assert_eq!(v.status("ssh_root_login"), "fail", "the first sshd still allows root");
+    let ports = v.detail("ssh_port");
+    assert!(
+        ports.contains(&format!("Port {}", sshd.port))
+            && ports.contains(&format!("Port {}", second.port)),
+        "{ports}"
+    );
+
+    // Edited on disk (a second later, so its mtime is after the load) but not reloaded: what runs
+    // is not what the file says, so the audit cannot tell.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let text = std::fs::read_to_string(&second.config).unwrap();
+    std::fs::write(
+        &second.config,
+        text.replace(
+            "KbdInteractiveAuthentication yes",
+            "KbdInteractiveAuthentication no",
+        ),
+    )
+    .unwrap();
+    let v = Verdicts::of(&ex, "box").await;
+    assert_eq!(v.status("ssh_password_auth"), "unknown", "{}", v.body);
+    assert!(
+        v.detail("ssh_password_auth").contains("reload sshd"),
+        "{}",
+        v.detail("ssh_password_auth")
+    );
+    assert_eq!(v.status("ssh_root_login"), "fail", "a proven fail stays a fail");
+
+    second.reload();
+    let v = Verdicts::of(&ex, "box").await;
+    assert_eq!(v.status("ssh_password_auth"), "pass", "{}", v.body);
+}
+
+/// As an ordinary user (no sudo): a drop-in the user cannot read leaves every setting it may
+/// set unknown, naming the file, instead of grading sshd's defaults; once readable, its
+/// `PermitRootLogin no` (which sshd -T confirms) is graded over the main file's later `yes`.
+#[tokio::test]
+async fn an_unreadable_sshd_drop_in_is_unknown_not_a_default() {
+    let f = fixture();
+    let user = TempUser::create("dropin");
+    let conf_d = tempfile::tempdir().unwrap();
+    let drop_in = write(
+        conf_d.path(),
+        "10-hard.conf",
+        "PermitRootLogin no\nPasswordAuthentication no\n",
+    );
+    chmod("755", conf_d.path());
+    chmod("600", &drop_in);
+    let sshd = Sshd::start_isolated(
+        SshdOptions {
+            authorized: vec![f.client.public_line.clone()],
+            ..Default::default()
+        },
+        &format!("Include {}/*.conf\n", conf_d.path().display()),
+    );
+    // The user reads the main file and its authorized_keys, not the drop-in.
+    chmod("755", &sshd.dir);
+    chmod("644", &sshd.config);
+    chmod("644", &sshd.dir.join("authorized_keys"));
+    let truth = std::process::Command::new("/usr/sbin/sshd")
+        .arg("-T")
+        .arg("-f")
+        .arg(&sshd.config)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&truth.stdout).contains("permitrootlogin no"));
+    let ex = Exporter::start(&audit_config(&f, &sshd, &user.name)).await;
+
+    let v = Verdicts::of(&ex, "box").await;
+    for check in ["ssh_root_login", "ssh_password_auth", "ssh_port"] {
+        assert_eq!(v.status(check), "unknown", "{check}: {}", v.body);
+        assert!(
+            v.detail(check).contains("10-hard.conf is not readable"),
+            "{check}: {}",
+            v.detail(check)
+        );
+    }
+
+    chmod("644", &drop_in);
+    let v = Verdicts::of(&ex, "box").await;
+    assert_eq!(v.status("ssh_root_login"), "pass", "{}", v.body);
+    assert!(v.detail("ssh_root_login").contains("config files"));
+    assert_eq!(v.status("ssh_password_auth"), "pass", "{}", v.body);
+    assert_eq!(v.value("ssh_port"), Some(f64::from(sshd.port)));
 }

@@ -27,13 +27,53 @@ section procs
 # Process names from /proc: one cheap source for fail2ban, time sync and syslog checks.
 cat /proc/[0-9]*/comm 2>/dev/null | grep -xE 'fail2ban-server|crowdsec|chronyd|ntpd|openntpd|systemd-timesyn|rsyslogd|syslog-ng|syslogd|systemd-journal|sshd' | sort -u
 
-section sshd_t
-if have sshd; then sshd -T 2>/dev/null | grep -iE '^(permitrootlogin|passwordauthentication|kbdinteractiveauthentication|port) '; fi
-
-section sshd_config
-for f in /etc/ssh/sshd_config /etc/ssh/sshd_config.d/*.conf; do
-  if [ -r "$f" ]; then echo "#siembox-file $f"; grep -iE '^[[:space:]]*(permitrootlogin|passwordauthentication|port|include|match)[[:space:]]' "$f"; fi
+section sshd
+# The settings of every sshd actually listening, not just /etc/ssh/sshd_config: a listener's
+# title is "sshd: ARGV [listener] ..." (OpenSSH >= 8.2) or its bare argv; per-connection
+# processes are "sshd: user...". Each listener's -f file is dumped with its Includes (relevant
+# lines only), unreadable ones named, mtimes beside the listener's load time so a file edited
+# but not reloaded shows; `sshd -T` runs when root, or via `sudo -n` when the sudoers allow it.
+sshd_dump() { # FILE DEPTH (dash, bash and busybox ash all have `local`)
+  local pat inc
+  if [ ! -r "$1" ]; then echo "#siembox-unreadable $1"; return; fi
+  echo "#siembox-file $1"
+  echo "#siembox-mtime $(stat -c %Y "$1" 2>/dev/null)"
+  grep -iE '^[[:space:]]*(permitrootlogin|passwordauthentication|kbdinteractiveauthentication|challengeresponseauthentication|usepam|port|include|match)([[:space:]]|=)' "$1" 2>/dev/null
+  [ "$2" -lt 3 ] || return
+  for pat in $(sed -n 's/^[[:space:]]*[Ii][Nn][Cc][Ll][Uu][Dd][Ee][[:space:]=]*//p' "$1" 2>/dev/null); do
+    case "$pat" in /*) ;; *) pat="/etc/ssh/$pat" ;; esac
+    for inc in $pat; do
+      if [ -e "$inc" ]; then sshd_dump "$inc" $(( $2 + 1 ))
+      elif [ -e "${pat%/*}" ] && { [ ! -r "${pat%/*}" ] || [ ! -x "${pat%/*}" ]; }; then echo "#siembox-unreadable $pat"
+      fi
+    done
+  done
+}
+btime=$(awk '/^btime/ { print $2 }' /proc/stat 2>/dev/null)
+hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
+found=0
+for c in $(grep -lx sshd /proc/[0-9]*/comm 2>/dev/null); do
+  d=${c%/comm}; pid=${d#/proc/}
+  cmd=$(tr '\0' ' ' < "$d/cmdline" 2>/dev/null)
+  case "$cmd" in *"[listener]"*) cmd=${cmd#sshd: } ;; "sshd: "*|"") continue ;; esac
+  found=1
+  set -- $cmd
+  bin=$1; conf=/etc/ssh/sshd_config
+  while [ $# -gt 0 ]; do case "$1" in -f) conf=${2:-$conf}; shift ;; -f*) conf=${1#-f} ;; esac; shift; done
+  # Loaded: the later of the process start and its pid file's mtime (SIGHUP re-execs in place).
+  start=$(awk -v b="$btime" -v hz="$hz" '{ sub(/.*\) /, ""); printf "%d", b + $20 / hz }' "$d/stat" 2>/dev/null)
+  for pf in $(sed -n 's/^[[:space:]]*[Pp][Ii][Dd][Ff][Ii][Ll][Ee][[:space:]=]*//p' "$conf" 2>/dev/null) /run/sshd.pid /var/run/sshd.pid; do
+    if [ "$(cat "$pf" 2>/dev/null)" = "$pid" ]; then m=$(stat -c %Y "$pf" 2>/dev/null); [ "${m:-0}" -gt "${start:-0}" ] && start=$m; break; fi
+  done
+  echo "listener pid=$pid config=$conf loaded=${start:--}"
+  [ -x "$bin" ] || bin=sshd
+  if [ "$(id -u)" = 0 ]; then t=$("$bin" -T -f "$conf" 2>/dev/null)
+  elif have sudo; then t=$(sudo -n "$bin" -T -f "$conf" 2>/dev/null)
+  else t=""; fi
+  if [ -n "$t" ]; then echo "effective sshd -T"; echo "$t" | grep -iE '^(permitrootlogin|passwordauthentication|kbdinteractiveauthentication|usepam|port) '; fi
+  sshd_dump "$conf" 0
 done
+if [ "$found" = 0 ]; then echo "listener pid=- config=/etc/ssh/sshd_config loaded=-"; sshd_dump /etc/ssh/sshd_config 0; fi
 
 section firewall
 if have ufw; then echo "ufw=$(ufw status 2>/dev/null | head -n 1)"; else echo "ufw=missing"; fi

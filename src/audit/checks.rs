@@ -3,6 +3,7 @@
 //! `ssh_audit.checks.<name>` (warn, fail, allow, enabled).
 
 use super::sections::Sections;
+use super::sshd::{Listener, SshdSettings};
 use crate::config::CheckConfig;
 use std::collections::BTreeMap;
 
@@ -207,275 +208,104 @@ pub fn evaluate(s: &Sections<'_>, rules: &Rules<'_>) -> Vec<Finding> {
     out
 }
 
-/// The sshd settings the checks read: from `sshd -T` when it ran, else the config files with
-/// their `Include`s expanded, first value winning as in sshd (Match blocks are not evaluated).
-#[derive(Debug, Default, PartialEq)]
-pub struct SshdSettings {
-    pub source: &'static str,
-    pub permit_root_login: Option<String>,
-    pub password_authentication: Option<String>,
-    pub ports: Vec<u16>,
-}
-
-impl SshdSettings {
-    pub fn from_sections(s: &Sections<'_>) -> SshdSettings {
-        let effective = s.get("sshd_t").unwrap_or("");
-        if effective.lines().any(|l| !l.trim().is_empty()) {
-            let mut out = SshdSettings {
-                source: "sshd -T",
-                ..Default::default()
-            };
-            for line in effective.lines() {
-                out.apply(line);
-            }
-            return out;
-        }
-        let files = parse_config_files(s.get("sshd_config").unwrap_or(""));
-        let mut out = SshdSettings {
-            source: "sshd_config",
-            ..Default::default()
+/// One check over every listening sshd: the worst verdict wins, and a listener the audit could
+/// not read outranks pass and warn (it may hide a fail) but not a proven fail.
+fn per_listener(
+    check: &'static str,
+    sshd: &SshdSettings,
+    grade: impl Fn(&Listener) -> Result<(CheckStatus, f64, String), String>,
+) -> Finding {
+    if sshd.listeners.is_empty() {
+        return unknown(check, "the audit found no sshd settings");
+    }
+    let rank = |s: CheckStatus| match s {
+        CheckStatus::Pass => 0,
+        CheckStatus::Warn => 1,
+        CheckStatus::Unknown => 2,
+        CheckStatus::Fail => 3,
+    };
+    let mut worst: Option<(CheckStatus, Option<f64>)> = None;
+    let mut details = Vec::new();
+    for l in &sshd.listeners {
+        let (status, value, detail) = match grade(l) {
+            Ok((s, v, d)) => (s, Some(v), format!("{d} ({})", l.source)),
+            Err(why) => (CheckStatus::Unknown, None, why),
         };
-        if let Some((_, main)) = files.iter().find(|(p, _)| *p == "/etc/ssh/sshd_config") {
-            let mut walk = Walk {
-                in_match: false,
-                budget: INCLUDE_BUDGET,
-            };
-            out.apply_file(main, &files, &mut walk, 0);
+        if worst.is_none_or(|(w, _)| rank(status) > rank(w)) {
+            worst = Some((status, value));
+        }
+        details.push(if sshd.listeners.len() > 1 {
+            format!("sshd pid {} ({}): {detail}", l.pid, l.config)
         } else {
-            out.source = "none";
-        }
-        out
+            detail
+        });
     }
-
-    fn apply_file(
-        &mut self,
-        lines: &[&str],
-        files: &[(&str, Vec<&str>)],
-        walk: &mut Walk,
-        depth: usize,
-    ) {
-        for line in lines {
-            // Files that include each other several times fan out exponentially: stop at a
-            // budget no real configuration comes near.
-            if walk.budget == 0 {
-                return;
-            }
-            walk.budget -= 1;
-            let (key, rest) = split_keyword(line);
-            match key.as_str() {
-                "match" => walk.in_match = true,
-                "include" if !walk.in_match && depth < 8 => {
-                    for pattern in rest.split_whitespace() {
-                        // Each pattern is matched against every file.
-                        if walk.budget < files.len() {
-                            walk.budget = 0;
-                            return;
-                        }
-                        walk.budget -= files.len();
-                        let pattern = if pattern.starts_with('/') {
-                            pattern.to_string()
-                        } else {
-                            format!("/etc/ssh/{pattern}")
-                        };
-                        let mut matched: Vec<&(&str, Vec<&str>)> = files
-                            .iter()
-                            .filter(|(p, _)| glob_match(&pattern, p))
-                            .collect();
-                        matched.sort_by_key(|(p, _)| *p);
-                        for (_, inc) in matched {
-                            self.apply_file(inc, files, walk, depth + 1);
-                        }
-                    }
-                }
-                _ if !walk.in_match => self.apply(line),
-                _ => {}
-            }
-        }
-    }
-
-    fn apply(&mut self, line: &str) {
-        let (key, rest) = split_keyword(line);
-        let value = rest
-            .split_whitespace()
-            .next()
-            .map(|v| v.to_ascii_lowercase());
-        match key.as_str() {
-            // In files the first value wins; `sshd -T` prints each once (ports once per port).
-            "permitrootlogin" if self.permit_root_login.is_none() => self.permit_root_login = value,
-            "passwordauthentication" if self.password_authentication.is_none() => {
-                self.password_authentication = value
-            }
-            "port" => {
-                if let Some(p) = value.and_then(|v| v.parse().ok()) {
-                    // All Port lines apply (sshd listens on each); sshd itself refuses more
-                    // than MAX_PORTS, so a longer list is not a real one.
-                    if self.ports.len() < MAX_PORTS && !self.ports.contains(&p) {
-                        self.ports.push(p);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// sshd's compiled-in defaults for what the config leaves unset (OpenSSH ≥ 7.0).
-    fn root_login(&self) -> &str {
-        self.permit_root_login
-            .as_deref()
-            .unwrap_or("prohibit-password")
-    }
-    fn password_auth(&self) -> &str {
-        self.password_authentication.as_deref().unwrap_or("yes")
-    }
-    fn ports(&self) -> Vec<u16> {
-        if self.ports.is_empty() {
-            vec![22]
-        } else {
-            self.ports.clone()
-        }
-    }
-}
-
-/// OpenSSH's own limit on `Port` lines (servconf.h MAX_PORTS).
-const MAX_PORTS: usize = 256;
-/// Lines read plus file names matched while expanding `Include`s; a real sshd_config with its
-/// included files costs a few hundred.
-const INCLUDE_BUDGET: usize = 20_000;
-/// Longest file name segment a glob is matched against (NAME_MAX).
-const MAX_SEGMENT: usize = 255;
-
-/// State of one walk through sshd_config and its includes.
-struct Walk {
-    in_match: bool,
-    budget: usize,
-}
-
-fn split_keyword(line: &str) -> (String, &str) {
-    let t = line.trim();
-    let end = t
-        .find(|c: char| c.is_whitespace() || c == '=')
-        .unwrap_or(t.len());
-    let rest = t[end..].trim_start_matches(|c: char| c.is_whitespace() || c == '=');
-    (t[..end].to_ascii_lowercase(), rest)
-}
-
-fn parse_config_files(text: &str) -> Vec<(&str, Vec<&str>)> {
-    let mut files: Vec<(&str, Vec<&str>)> = Vec::new();
-    for line in text.lines() {
-        if let Some(path) = line.strip_prefix("#siembox-file ") {
-            files.push((path.trim(), Vec::new()));
-        } else if let Some((_, lines)) = files.last_mut() {
-            lines.push(line);
-        }
-    }
-    files
-}
-
-/// `*` and `?` globbing, enough for sshd's `Include` patterns. Neither crosses a `/`, so the
-/// match goes segment by segment; within one, a `*` backtracks only to its latest position, which
-/// keeps the work at length × length of a segment whatever the server sent.
-fn glob_match(pattern: &str, text: &str) -> bool {
-    let (mut ps, mut ts) = (pattern.split('/'), text.split('/'));
-    loop {
-        match (ps.next(), ts.next()) {
-            (None, None) => return true,
-            (Some(p), Some(t)) if p.len() <= MAX_SEGMENT && t.len() <= MAX_SEGMENT => {
-                if !segment_match(p.as_bytes(), t.as_bytes()) {
-                    return false;
-                }
-            }
-            _ => return false,
-        }
-    }
-}
-
-fn segment_match(p: &[u8], t: &[u8]) -> bool {
-    let (mut pi, mut ti) = (0, 0);
-    // The latest `*` seen and where in the text it currently stops.
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        match p.get(pi) {
-            Some(b'*') => {
-                star = Some((pi, ti));
-                pi += 1;
-            }
-            Some(&c) if c == b'?' || c == t[ti] => {
-                pi += 1;
-                ti += 1;
-            }
-            _ => match star {
-                Some((sp, st)) => {
-                    pi = sp + 1;
-                    ti = st + 1;
-                    star = Some((sp, st + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    p[pi..].iter().all(|c| *c == b'*')
+    let (status, value) = worst.unwrap_or((CheckStatus::Unknown, None));
+    finding(check, status, value, details.join("; "))
 }
 
 fn root_login(sshd: &SshdSettings) -> Finding {
-    if sshd.source == "none" {
-        return unknown("ssh_root_login", "sshd config not readable");
-    }
-    let v = sshd.root_login();
-    let (status, value) = match v {
-        "no" => (CheckStatus::Pass, 0.0),
-        "prohibit-password" | "without-password" | "forced-commands-only" => {
-            (CheckStatus::Warn, 1.0)
-        }
-        _ => (CheckStatus::Fail, 2.0),
-    };
-    finding(
-        "ssh_root_login",
-        status,
-        Some(value),
-        format!("PermitRootLogin {v} ({})", sshd.source),
-    )
+    per_listener("ssh_root_login", sshd, |l| {
+        let v = l.get(&l.permit_root_login, "prohibit-password")?;
+        let (status, value) = match v {
+            "no" => (CheckStatus::Pass, 0.0),
+            "prohibit-password" | "without-password" | "forced-commands-only" => {
+                (CheckStatus::Warn, 1.0)
+            }
+            _ => (CheckStatus::Fail, 2.0),
+        };
+        Ok((status, value, format!("PermitRootLogin {v}")))
+    })
 }
 
+/// Passwords are accepted by PasswordAuthentication, and also by keyboard-interactive when PAM
+/// runs it (PAM's first prompt is the password).
 fn password_auth(sshd: &SshdSettings) -> Finding {
-    if sshd.source == "none" {
-        return unknown("ssh_password_auth", "sshd config not readable");
-    }
-    let v = sshd.password_auth();
-    let on = v != "no";
-    finding(
-        "ssh_password_auth",
-        if on {
-            CheckStatus::Fail
-        } else {
-            CheckStatus::Pass
-        },
-        Some(if on { 1.0 } else { 0.0 }),
-        format!("PasswordAuthentication {v} ({})", sshd.source),
-    )
+    per_listener("ssh_password_auth", sshd, |l| {
+        let pa = l.get(&l.password_authentication, "yes")?;
+        if pa != "no" {
+            return Ok((
+                CheckStatus::Fail,
+                1.0,
+                format!("PasswordAuthentication {pa}"),
+            ));
+        }
+        match (
+            l.get(&l.kbd_interactive, "yes"),
+            l.get(&l.use_pam, "no"),
+        ) {
+            (Ok("no"), _) | (_, Ok("no")) => Ok((
+                CheckStatus::Pass,
+                0.0,
+                "PasswordAuthentication no, no keyboard-interactive PAM login".into(),
+            )),
+            (Ok(_), Ok(_)) => Ok((
+                CheckStatus::Fail,
+                1.0,
+                "PasswordAuthentication no, but KbdInteractiveAuthentication yes with UsePAM yes still accepts passwords".into(),
+            )),
+            (Err(why), _) | (_, Err(why)) => Err(why),
+        }
+    })
 }
 
 fn ssh_port(sshd: &SshdSettings, rules: &Rules<'_>) -> Finding {
-    if sshd.source == "none" {
-        return unknown("ssh_port", "sshd config not readable");
-    }
-    let ports = sshd.ports();
-    let status = match rules.allow("ssh_port") {
-        Some(allow)
-            if ports
-                .iter()
-                .any(|p| !allow.iter().any(|a| a == &p.to_string())) =>
-        {
+    let allow = rules.allow("ssh_port");
+    per_listener("ssh_port", sshd, |l| {
+        let ports = l.listen_ports()?;
+        let outside = |p: &u16| !allow.is_some_and(|a| a.iter().any(|a| a == &p.to_string()));
+        let status = if allow.is_some() && ports.iter().any(outside) {
             CheckStatus::Warn
-        }
-        _ => CheckStatus::Pass,
-    };
-    let list: Vec<String> = ports.iter().map(u16::to_string).collect();
-    finding(
-        "ssh_port",
-        status,
-        Some(f64::from(ports[0])),
-        format!("Port {} ({})", list.join(","), sshd.source),
-    )
+        } else {
+            CheckStatus::Pass
+        };
+        let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+        Ok((
+            status,
+            f64::from(ports[0]),
+            format!("Port {}", list.join(",")),
+        ))
+    })
 }
 
 fn count(v: Option<&str>) -> Option<u64> {
@@ -1133,42 +963,6 @@ mod tests {
         assert_eq!(get(&f, "disk_usage").status, CheckStatus::Warn);
         assert!(!f.iter().any(|x| x.check == "firewall"));
         assert!(!f.iter().any(|x| x.check == "security_updates"));
-    }
-
-    #[test]
-    fn sshd_effective_config_and_includes() {
-        let t = "==siembox:sshd_t==\npermitrootlogin no\npasswordauthentication no\nport 22\nport 2200\n==siembox:end==\n";
-        let s = SshdSettings::from_sections(&Sections::parse(t));
-        assert_eq!((s.source, s.ports.clone()), ("sshd -T", vec![22, 2200]));
-        // Include expanded in place; first value wins; Match blocks ignored.
-        let files = "==siembox:sshd_t==\n==siembox:sshd_config==\n#siembox-file /etc/ssh/sshd_config\nInclude sshd_config.d/*.conf\nPermitRootLogin yes\nMatch User bob\n  PasswordAuthentication yes\n#siembox-file /etc/ssh/sshd_config.d/10-hard.conf\nPermitRootLogin no\nPasswordAuthentication no\nPort 2222\n==siembox:end==\n";
-        let s = SshdSettings::from_sections(&Sections::parse(files));
-        assert_eq!(s.permit_root_login.as_deref(), Some("no"));
-        assert_eq!(s.password_authentication.as_deref(), Some("no"));
-        assert_eq!(s.ports, vec![2222]);
-        assert!(glob_match(
-            "/etc/ssh/sshd_config.d/*.conf",
-            "/etc/ssh/sshd_config.d/a.conf"
-        ));
-        assert!(!glob_match("/etc/ssh/*.conf", "/etc/ssh/d/a.conf"));
-        assert!(glob_match("/etc/ssh/?0-*", "/etc/ssh/10-"));
-        assert!(
-            !glob_match("/etc/ssh?a", "/etc/ssh/a"),
-            "? stops at / as in glob(3)"
-        );
-        assert!(glob_match("/a/*x*y*", "/a/0x1y"));
-        assert!(!glob_match("/a/*x*y*z", "/a/0x1y"));
-    }
-
-    #[test]
-    fn includes_that_include_themselves_stop_at_the_budget() {
-        let t = format!(
-            "==siembox:sshd_config==\n#siembox-file /etc/ssh/sshd_config\nPort 2222\nInclude {}\nPermitRootLogin no\n==siembox:end==\n",
-            ["sshd_config"; 10].join(" ")
-        );
-        let s = SshdSettings::from_sections(&Sections::parse(&t));
-        assert_eq!(s.ports, vec![2222]);
-        assert_eq!(s.permit_root_login.as_deref(), Some("no"));
     }
 
     #[test]

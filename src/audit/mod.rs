@@ -7,6 +7,7 @@ pub mod connect;
 pub mod metrics;
 pub mod pool;
 pub mod sections;
+pub mod sshd;
 
 use crate::config::{Config, SshAuditProbe};
 use crate::probe::recorder::{FailureReason, ProbeRecorder};
