@@ -864,3 +864,45 @@ async fn an_unreadable_sshd_drop_in_is_unknown_not_a_default() {
     assert_eq!(v.status("ssh_password_auth"), "pass", "{}", v.body);
     assert_eq!(v.value("ssh_port"), Some(f64::from(sshd.port)));
 }
+
+/// failed_logins counts each failed attempt once, and only those of the last 24 h. The audited
+/// namespace gets its own /var/log (a tmpfs) with an auth.log as sshd, PAM and rsyslog write it:
+/// three sshd attempts of the last day, each logged three times (Invalid user, pam_unix failure,
+/// Failed …), one RFC 3339 line, a "message repeated 2 times", an su failure — 7 attempts — and
+/// attempts 25 h, 30 h and 47 h old that must not count.
+#[tokio::test]
+async fn failed_logins_counts_attempts_once_within_24h() {
+    let f = fixture();
+    let sshd = Sshd::start_isolated(
+        SshdOptions {
+            authorized: vec![f.client.public_line.clone()],
+            ..Default::default()
+        },
+        "",
+    );
+    sshd.inside(
+        r#"mount -t tmpfs siembox-test-log /var/log
+t() { date -d "@$(( $(date +%s) - $1 ))" '+%b %e %H:%M:%S'; }
+iso() { date -d "@$(( $(date +%s) - $1 ))" '+%Y-%m-%dT%H:%M:%S.000000%:z'; }
+attempt() { # AGE PID USER
+  echo "$(t $1) box sshd[$2]: Invalid user $3 from 192.0.2.7 port 4$2"
+  echo "$(t $1) box sshd[$2]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.7"
+  echo "$(t $1) box sshd[$2]: Failed password for invalid user $3 from 192.0.2.7 port 4$2 ssh2"
+}
+{
+  attempt 169200 101 old47h
+  attempt 90000 102 old25h
+  echo "$(iso 108000) box sshd[103]: Failed password for root from 192.0.2.8 port 40103 ssh2"
+  attempt 82800 104 admin
+  attempt 7200 105 oracle
+  echo "$(t 7000) box sshd[106]: message repeated 2 times: [ Failed password for root from 192.0.2.9 port 40106 ssh2]"
+  echo "$(iso 3600) box sshd[107]: Failed publickey for invalid user git from 192.0.2.10 port 40107 ssh2: ED25519 SHA256:x"
+  echo "$(t 600) box su[108]: pam_unix(su:auth): authentication failure; logname=bob uid=1000 euid=0 tty=pts/0 ruser=bob rhost=  user=root"
+  attempt 60 109 test
+} > /var/log/auth.log"#,
+    );
+    let ex = Exporter::start(&audit_config(&f, &sshd, "root")).await;
+    let v = Verdicts::of(&ex, "box").await;
+    assert_eq!(v.value("failed_logins"), Some(7.0), "{}", v.body);
+    assert_eq!(v.status("failed_logins"), "pass", "below the warn threshold of 10");
+}

@@ -506,7 +506,7 @@ fn reboot_required(s: &Sections<'_>) -> Finding {
 fn failed_logins(s: &Sections<'_>, rules: &Rules<'_>) -> Finding {
     let source = s.value("failed_logins", "source").unwrap_or("none");
     match count(s.value("failed_logins", "count")) {
-        Some(n) if source != "none" => {
+        Some(n) if matches!(source, "journal" | "file") => {
             let v = n as f64;
             finding(
                 "failed_logins",
@@ -515,7 +515,11 @@ fn failed_logins(s: &Sections<'_>, rules: &Rules<'_>) -> Finding {
                 format!("{n} failed logins in 24h ({source})"),
             )
         }
-        _ => unknown("failed_logins", "no readable journal or auth log"),
+        _ if source == "unreadable" => unknown(
+            "failed_logins",
+            "the auth log or journal is not readable by the audit user (add it to group adm, or systemd-journal)",
+        ),
+        _ => unknown("failed_logins", "no journal or auth log found"),
     }
 }
 

@@ -190,13 +190,12 @@ impl Sshd {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Starts a second sshd in this one's PID namespace with its own `-f` file holding `lines`
-    /// (plus host key, port and pid file), as an operator's extra sshd would run.
-    pub fn start_sibling(&self, lines: &str) -> Sibling {
-        assert!(self.own_pid_namespace, "siblings share the PID namespace");
+    /// The host pid of the isolated sshd (its namespace's init).
+    fn namespace_init(&self) -> String {
+        assert!(self.own_pid_namespace, "only an isolated sshd has a namespace");
         let unshare = self.child.as_ref().expect("running").id();
         let children = format!("/proc/{unshare}/task/{unshare}/children");
-        let init = (0..200)
+        (0..200)
             .find_map(|_| {
                 let pid = std::fs::read_to_string(&children).unwrap_or_default();
                 let pid = pid.split_whitespace().next().map(str::to_string);
@@ -205,7 +204,27 @@ impl Sshd {
                 }
                 pid
             })
-            .expect("the namespace's init is running");
+            .expect("the namespace's init is running")
+    }
+
+    /// Runs `script` with sh in the isolated sshd's mount namespace, so what it mounts (a tmpfs
+    /// over /var/log, a full tmpfs) exists only on this "server" and goes with it.
+    pub fn inside(&self, script: &str) {
+        let out = Command::new("nsenter")
+            .args(["-t", &self.namespace_init(), "-m", "sh", "-c", script])
+            .output()
+            .expect("nsenter runs");
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts a second sshd in this one's PID namespace with its own `-f` file holding `lines`
+    /// (plus host key, port and pid file), as an operator's extra sshd would run.
+    pub fn start_sibling(&self, lines: &str) -> Sibling {
+        let init = self.namespace_init();
         let dir = tempfile::tempdir().unwrap().keep();
         let port = super::free_port();
         let config = dir.join("sshd_config");
