@@ -703,9 +703,17 @@ struct Verdicts {
 
 impl Verdicts {
     async fn of(ex: &Exporter, target: &str) -> Verdicts {
-        let body = debug_probe(ex, "vps_audit", target).await;
+        Self::of_module(ex, "vps_audit", target).await
+    }
+
+    async fn of_module(ex: &Exporter, module: &str, target: &str) -> Verdicts {
+        let body = debug_probe(ex, module, target).await;
         assert!(body.contains("probe_success 1"), "{body}");
         Verdicts { body }
+    }
+
+    fn has(&self, check: &str) -> bool {
+        self.body.contains(&format!("msg=\"check {check} "))
     }
 
     fn status(&self, check: &str) -> &str {
@@ -905,4 +913,54 @@ attempt() { # AGE PID USER
     let v = Verdicts::of(&ex, "box").await;
     assert_eq!(v.value("failed_logins"), Some(7.0), "{}", v.body);
     assert_eq!(v.status("failed_logins"), "pass", "below the warn threshold of 10");
+}
+
+/// Two ssh_audit modules with different settings audit one server: each grades the same apt
+/// state with its own thresholds (heavy results are cached per module and server, not shared),
+/// and a module that switches pending_updates off does not report it from another's cache.
+#[tokio::test]
+async fn modules_do_not_share_heavy_results_or_switched_off_checks() {
+    let f = fixture();
+    let sshd = Sshd::start(SshdOptions {
+        authorized: vec![f.client.public_line.clone()],
+        ..Default::default()
+    });
+    let kh = write(
+        &f.dir,
+        "known_hosts",
+        &format!("{}\n", sshd.known_hosts_line()),
+    );
+    let module = |name: &str, checks: &str| {
+        format!(
+            "  {name}:\n    prober: ssh_audit\n    timeout: 60s\n    ssh_audit:\n      user: root\n      private_key_file: {}\n      known_hosts_file: {}\n      checks: {checks}\n",
+            f.client.private.display(),
+            kh.display()
+        )
+    };
+    let yaml = format!(
+        "modules:\n{}{}{}servers:\n  - {}\n",
+        module(
+            "strict",
+            "{pending_updates: {warn: 0, fail: 1000000}, suid_files: {enabled: false}}"
+        ),
+        module(
+            "lenient",
+            "{pending_updates: {warn: 1000000, fail: 2000000}, suid_files: {enabled: false}}"
+        ),
+        module("off", LIGHT),
+        server("box", &sshd)
+    );
+    let ex = Exporter::start(&yaml).await;
+    let strict = Verdicts::of_module(&ex, "strict", "box").await;
+    let lenient = Verdicts::of_module(&ex, "lenient", "box").await;
+    let off = Verdicts::of_module(&ex, "off", "box").await;
+    assert_eq!(strict.status("pending_updates"), "warn", "{}", strict.body);
+    assert_eq!(lenient.status("pending_updates"), "pass", "{}", lenient.body);
+    assert_eq!(
+        strict.value("pending_updates"),
+        lenient.value("pending_updates"),
+        "one apt state"
+    );
+    assert!(!off.has("pending_updates"), "{}", off.body);
+    assert!(!off.has("security_updates"), "{}", off.body);
 }

@@ -122,7 +122,8 @@ impl AuditOutcome {
     }
 }
 
-/// What the auditor remembers of a server between audits.
+/// What the auditor remembers of a server between audits of one module (modules differ in
+/// their check settings, so one module's heavy results are never another's).
 #[derive(Default)]
 struct ServerState {
     boot_id: Option<String>,
@@ -134,7 +135,8 @@ struct ServerState {
 pub struct Auditor {
     pools: Mutex<HashMap<String, Arc<Pool>>>,
     stats: Arc<PoolStats>,
-    state: Mutex<HashMap<String, ServerState>>,
+    /// Per (module, server).
+    state: Mutex<HashMap<(String, String), ServerState>>,
     /// Latest outcome per (module, server): `cache_for` and `/metrics`.
     latest: Mutex<HashMap<(String, String), Arc<AuditOutcome>>>,
     pub(crate) metrics: metrics::AuditMetrics,
@@ -198,7 +200,9 @@ impl Auditor {
         self.pool_max.store(max as u64, Ordering::Relaxed);
         let names: std::collections::HashSet<&str> =
             config.servers.iter().map(|s| s.name.as_str()).collect();
-        self.state.lock().retain(|s, _| names.contains(s.as_str()));
+        self.state
+            .lock()
+            .retain(|(m, s), _| names.contains(s.as_str()) && modules.contains_key(m));
         self.latest
             .lock()
             .retain(|(m, s), _| names.contains(s.as_str()) && modules.contains_key(m));
@@ -306,7 +310,8 @@ impl Auditor {
         let rules = Rules {
             checks: &cfg.checks,
         };
-        let (cached_boot, run_updates, run_suid) = self.plan(&target.name, &rules);
+        let key = (module_name.to_string(), target.name.clone());
+        let (cached_boot, run_updates, run_suid) = self.plan(&key, &rules);
         let command = sections::command(cached_boot.as_deref(), run_updates, run_suid);
         // A pooled connection may have died since its last use; that shows only when used, so
         // one failure on a reused connection is retried on a fresh one.
@@ -349,7 +354,7 @@ impl Auditor {
             );
         }
         let mut findings = checks::evaluate(&s, &rules);
-        let (os, kernel) = self.remember(&target.name, &s, &mut findings, run_updates, run_suid);
+        let (os, kernel) = self.remember(key, &s, &rules, &mut findings, (run_updates, run_suid));
         findings.sort_by_key(|f| checks::CHECKS.iter().position(|c| *c == f.check));
         AuditOutcome {
             server: target.name.clone(),
@@ -368,9 +373,9 @@ impl Auditor {
     }
 
     /// Which boot id the static facts are cached for, and which heavy sections are due.
-    fn plan(&self, server: &str, rules: &Rules<'_>) -> (Option<String>, bool, bool) {
+    fn plan(&self, key: &(String, String), rules: &Rules<'_>) -> (Option<String>, bool, bool) {
         let state = self.state.lock();
-        let st = state.get(server);
+        let st = state.get(key);
         let due = |check: &'static str, default_secs: u64| {
             if !rules.enabled(check) {
                 return false;
@@ -397,14 +402,14 @@ impl Auditor {
     /// Updates the per-server caches from this output and fills in cached heavy findings.
     fn remember(
         &self,
-        server: &str,
+        key: (String, String),
         s: &Sections<'_>,
+        rules: &Rules<'_>,
         findings: &mut Vec<Finding>,
-        ran_updates: bool,
-        ran_suid: bool,
+        (ran_updates, ran_suid): (bool, bool),
     ) -> (String, String) {
         let mut state = self.state.lock();
-        let st = state.entry(server.to_string()).or_default();
+        let st = state.entry(key).or_default();
         let boot = s.value("meta", "boot_id").map(str::to_string);
         if let Some(facts) = checks::static_facts(s) {
             st.facts = Some((cap(&facts.0), cap(&facts.1)));
@@ -431,13 +436,21 @@ impl Auditor {
                     pick(&["pending_updates", "security_updates"], findings),
                 ),
             );
-        } else if let Some((_, cached)) = st.heavy.get("pending_updates") {
+        } else if let Some((_, cached)) = st
+            .heavy
+            .get("pending_updates")
+            .filter(|_| rules.enabled("pending_updates"))
+        {
             extend_missing(findings, cached);
         }
         if ran_suid {
             st.heavy
                 .insert("suid_files", (now, pick(&["suid_files"], findings)));
-        } else if let Some((_, cached)) = st.heavy.get("suid_files") {
+        } else if let Some((_, cached)) = st
+            .heavy
+            .get("suid_files")
+            .filter(|_| rules.enabled("suid_files"))
+        {
             extend_missing(findings, cached);
         }
         st.facts
