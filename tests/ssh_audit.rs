@@ -964,3 +964,42 @@ async fn modules_do_not_share_heavy_results_or_switched_off_checks() {
     assert!(!off.has("pending_updates"), "{}", off.body);
     assert!(!off.has("security_updates"), "{}", off.body);
 }
+
+/// disk_usage goes by filesystem type, not by the name df shows as source: on the audited
+/// "server", a full 64 KiB tmpfs mounted as "tmpfs" and a half-full one mounted as "scratch"
+/// are both measured, and the full one fails the check.
+#[tokio::test]
+async fn disk_usage_measures_tmpfs_whatever_its_name() {
+    let f = fixture();
+    let sshd = Sshd::start_isolated(
+        SshdOptions {
+            authorized: vec![f.client.public_line.clone()],
+            ..Default::default()
+        },
+        "",
+    );
+    let mnt = tempfile::tempdir().unwrap();
+    let (full, half) = (mnt.path().join("full"), mnt.path().join("half"));
+    std::fs::create_dir(&full).unwrap();
+    std::fs::create_dir(&half).unwrap();
+    sshd.inside(&format!(
+        "mount -t tmpfs -o size=64k tmpfs {full} && mount -t tmpfs -o size=64k scratch {half} \
+         && (dd if=/dev/zero of={full}/fill bs=4k 2>/dev/null; true) \
+         && dd if=/dev/zero of={half}/fill bs=4k count=8 2>/dev/null",
+        full = full.display(),
+        half = half.display()
+    ));
+    let ex = Exporter::start(&audit_config(&f, &sshd, "root")).await;
+    let v = Verdicts::of(&ex, "box").await;
+    let used = |m: &Path| {
+        metric_value_with(
+            &v.body,
+            "siembox_vps_audit_disk_used_percent",
+            &[("mount", &m.display().to_string())],
+        )
+    };
+    assert_eq!(used(&full), Some(100.0), "{}", v.body);
+    assert_eq!(used(&half), Some(50.0), "{}", v.body);
+    assert_eq!(v.status("disk_usage"), "fail", "{}", v.body);
+    assert_eq!(v.value("disk_usage"), Some(100.0));
+}

@@ -177,7 +177,11 @@ else
 fi
 
 section disk
-df -P -k 2>/dev/null | awk 'NR > 1 && $1 !~ /^(tmpfs|devtmpfs|udev|overlay|shm|none|cgroup.*|efivarfs)$/ { print $6, $5 }'
+# By filesystem type, not by df's source column (any name a mount was given): read-only images
+# (always full) and pseudo filesystems are skipped; tmpfs counts, a full /run breaks services.
+# A df without -T (old busybox) gives "-" as type.
+{ df -P -T -k 2>/dev/null || df -P -k 2>/dev/null | awk '{ $1 = $1 " -"; print }'; } |
+  awk 'NR > 1 && $2 !~ /^(devtmpfs|squashfs|iso9660|udf|erofs|ramfs|proc|sysfs|cgroup2?|efivarfs|nsfs|tracefs|debugfs|fuse\.(lxcfs|snapfuse))$/ { print $7, $6 }'
 
 section memory
 grep -E '^(MemTotal|MemAvailable|MemFree|Buffers|Cached):' /proc/meminfo 2>/dev/null
