@@ -669,12 +669,15 @@ fn public_ports(s: &Sections<'_>, sshd: &SshdSettings, rules: &Rules<'_>) -> Fin
     )
 }
 
+/// Synchronized per the kernel (timedatectl) or chrony's leap status; a daemon that merely runs
+/// proves nothing, and chrony saying "Not synchronised" is not a pass.
 fn time_sync(s: &Sections<'_>, procs: &[&str]) -> Finding {
     let synced = s.value("time_sync", "ntp_synchronized").unwrap_or("");
     let leap = s.value("time_sync", "chrony_leap").unwrap_or("");
     let daemon = procs
         .iter()
         .find(|p| matches!(**p, "chronyd" | "ntpd" | "openntpd" | "systemd-timesyn"));
+    let not_synced = |why: String| finding("time_sync", CheckStatus::Warn, Some(0.0), why);
     match (synced, leap, daemon) {
         ("yes", _, _) => finding(
             "time_sync",
@@ -682,29 +685,24 @@ fn time_sync(s: &Sections<'_>, procs: &[&str]) -> Finding {
             Some(1.0),
             "NTP synchronized",
         ),
-        (_, "Normal", _) => finding(
+        // chronyc's leap status is "Not synchronised" until chrony has a source.
+        (_, "Normal" | "Insert second" | "Delete second", _) => finding(
             "time_sync",
             CheckStatus::Pass,
             Some(1.0),
             "chrony synchronized",
         ),
-        ("no", _, Some(d)) => finding(
-            "time_sync",
-            CheckStatus::Warn,
-            Some(0.0),
-            format!("{d} running but not synchronized"),
-        ),
-        (_, _, Some(d)) => finding(
-            "time_sync",
-            CheckStatus::Pass,
-            Some(1.0),
-            format!("{d} running"),
-        ),
+        (_, l, _) if !l.is_empty() => not_synced(format!("chrony leap status: {l}")),
+        ("no", _, Some(d)) => not_synced(format!("{d} running but not synchronized")),
         ("no", _, None) => finding(
             "time_sync",
             CheckStatus::Fail,
             Some(0.0),
             "not synchronized and no time daemon running",
+        ),
+        (_, _, Some(d)) => unknown(
+            "time_sync",
+            &format!("{d} runs but neither timedatectl nor chronyc tells whether it is synchronized"),
         ),
         _ if s.has("procs") => finding(
             "time_sync",
@@ -929,7 +927,8 @@ mod tests {
         assert_eq!(get(&f, "failed_logins").value, Some(12.0));
         assert_eq!(get(&f, "failed_logins").status, CheckStatus::Warn);
         assert_eq!(get(&f, "disk_usage").status, CheckStatus::Fail);
-        assert_eq!(get(&f, "time_sync").status, CheckStatus::Pass);
+        // chronyd runs but chronyc gave no leap status: running proves nothing.
+        assert_eq!(get(&f, "time_sync").status, CheckStatus::Unknown);
         assert_eq!(get(&f, "sudo_logging").status, CheckStatus::Unknown);
         assert_eq!(get(&f, "public_ports").value, Some(0.0));
         assert_eq!(get(&f, "suid_files").value, Some(1.0));
@@ -967,6 +966,20 @@ mod tests {
         assert_eq!(get(&f, "disk_usage").status, CheckStatus::Warn);
         assert!(!f.iter().any(|x| x.check == "firewall"));
         assert!(!f.iter().any(|x| x.check == "security_updates"));
+    }
+
+    #[test]
+    fn time_sync_needs_a_synchronized_state_not_a_running_daemon() {
+        let ts = |body: &str| {
+            let out = format!("==siembox:procs==\nchronyd\n==siembox:time_sync==\n{body}==siembox:end==\n");
+            let s = Sections::parse(&out);
+            time_sync(&s, &["chronyd"]).status
+        };
+        assert_eq!(ts("chrony_leap=Not synchronised\n"), CheckStatus::Warn);
+        assert_eq!(ts("ntp_synchronized=\nchrony_leap=Normal\n"), CheckStatus::Pass);
+        assert_eq!(ts("ntp_synchronized=no\n"), CheckStatus::Warn);
+        assert_eq!(ts("ntp_synchronized=yes\n"), CheckStatus::Pass);
+        assert_eq!(ts(""), CheckStatus::Unknown);
     }
 
     #[test]
