@@ -1003,3 +1003,50 @@ async fn disk_usage_measures_tmpfs_whatever_its_name() {
     assert_eq!(v.status("disk_usage"), "fail", "{}", v.body);
     assert_eq!(v.value("disk_usage"), Some(100.0));
 }
+
+/// auto_updates: unattended-upgrades installed and APT::Periodic::Unattended-Upgrade "1" pass
+/// while apt-daily-upgrade.timer (what runs it under systemd) is enabled, and warn once it is
+/// masked. The audited namespace gets that state: the package in its dpkg status, the apt
+/// setting in its own apt.conf.d, then a mask link in its own /etc/systemd/system.
+#[tokio::test]
+async fn auto_updates_warns_when_the_upgrade_timer_is_masked() {
+    let f = fixture();
+    let sshd = Sshd::start_isolated(
+        SshdOptions {
+            authorized: vec![f.client.public_line.clone()],
+            ..Default::default()
+        },
+        "",
+    );
+    let timer = "/lib/systemd/system/apt-daily-upgrade.timer";
+    assert!(Path::new(timer).exists(), "apt's timer unit ships here");
+    let state = tempfile::tempdir().unwrap();
+    sshd.inside(&format!(
+        "set -e; s={d}/status; cp /var/lib/dpkg/status $s
+printf '\\nPackage: unattended-upgrades\\nStatus: install ok installed\\nVersion: 2.9.1\\nArchitecture: all\\n\\n' >> $s
+mount --bind $s /var/lib/dpkg/status
+mount -t tmpfs apt-conf /etc/apt/apt.conf.d
+echo 'APT::Periodic::Unattended-Upgrade \"1\";' > /etc/apt/apt.conf.d/20auto-upgrades",
+        d = state.path().display()
+    ));
+    let ex = Exporter::start(&audit_config(&f, &sshd, "root")).await;
+    let enabled = std::process::Command::new("systemctl")
+        .args(["is-enabled", "apt-daily-upgrade.timer"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&enabled.stdout).trim(), "enabled");
+    let v = Verdicts::of(&ex, "box").await;
+    assert_eq!(v.status("auto_updates"), "pass", "{}", v.body);
+
+    // systemctl mask, on this "server" only: the unit linked to /dev/null.
+    sshd.inside(
+        "mount -t tmpfs units /etc/systemd/system && ln -s /dev/null /etc/systemd/system/apt-daily-upgrade.timer",
+    );
+    let v = Verdicts::of(&ex, "box").await;
+    assert_eq!(v.status("auto_updates"), "warn", "{}", v.body);
+    assert!(
+        v.detail("auto_updates").contains("apt-daily-upgrade.timer is masked"),
+        "{}",
+        v.detail("auto_updates")
+    );
+}

@@ -1,13 +1,21 @@
-# siembox VPS audit: one POSIX sh script, read from stdin by `sh -s -- BOOT_ID UPDATES SUID`.
+# siembox VPS audit: one POSIX sh script, read from stdin by `sh -s -- BOOT_ID UPDATES SUID SUDO`.
 # BOOT_ID: the boot id the exporter cached static facts for ("-" for none); static facts are
 # printed only when the boot id differs. UPDATES / SUID: 1 to run that heavy section this time.
+# SUDO: 1 when examples/sudoers-siembox-audit is installed (read-only commands via `sudo -n`).
 # Every section starts with a "==siembox:NAME==" line; a missing tool prints "missing", never fails.
 # Runs on dash, bash and busybox ash; everything else is optional.
 export LC_ALL=C PATH="$PATH:/usr/sbin:/sbin:/usr/bin:/bin"
 cached_boot="${1:--}"
 run_updates="${2:-0}"
 run_suid="${3:-0}"
+use_sudo="${4:-0}"
 have() { command -v "$1" >/dev/null 2>&1; }
+# A read-only command as root: directly when root, with `sudo -n` when allowed, else it fails.
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif [ "$use_sudo" = 1 ] && have sudo; then sudo -n "$@"
+  else return 126; fi
+}
 section() { echo "==siembox:$1=="; }
 
 section meta
@@ -67,26 +75,41 @@ for c in $(grep -lx sshd /proc/[0-9]*/comm 2>/dev/null); do
   done
   echo "listener pid=$pid config=$conf loaded=${start:--}"
   [ -x "$bin" ] || bin=sshd
-  if [ "$(id -u)" = 0 ]; then t=$("$bin" -T -f "$conf" 2>/dev/null)
-  elif have sudo; then t=$(sudo -n "$bin" -T -f "$conf" 2>/dev/null)
-  else t=""; fi
+  t=$(as_root "$bin" -T -f "$conf" 2>/dev/null)
   if [ -n "$t" ]; then echo "effective sshd -T"; echo "$t" | grep -iE '^(permitrootlogin|passwordauthentication|kbdinteractiveauthentication|usepam|port) '; fi
   sshd_dump "$conf" 0
 done
 if [ "$found" = 0 ]; then echo "listener pid=- config=/etc/ssh/sshd_config loaded=-"; sshd_dump /etc/ssh/sshd_config 0; fi
 
 section firewall
-if have ufw; then echo "ufw=$(ufw status 2>/dev/null | head -n 1)"; else echo "ufw=missing"; fi
+if have ufw; then echo "ufw=$(as_root ufw status 2>/dev/null | head -n 1)"; else echo "ufw=missing"; fi
 if have firewall-cmd; then echo "firewalld=$(firewall-cmd --state 2>&1 | head -n 1)"; else echo "firewalld=missing"; fi
 if have nft; then
-  if nft list ruleset >/dev/null 2>&1; then echo "nft_rules=$(nft list ruleset 2>/dev/null | grep -cE '^[[:space:]]+(ip|ip6|tcp|udp|meta|ct|iif|oif|iifname|oifname|counter|accept|drop|reject|jump)')"; else echo "nft_rules=denied"; fi
+  if r=$(as_root nft list ruleset 2>/dev/null); then echo "nft_rules=$(echo "$r" | grep -cE '^[[:space:]]+(ip|ip6|tcp|udp|meta|ct|iif|oif|iifname|oifname|counter|accept|drop|reject|jump)')"; else echo "nft_rules=denied"; fi
 else echo "nft_rules=missing"; fi
 if have iptables; then
-  if iptables -S >/dev/null 2>&1; then
-    echo "iptables_rules=$(iptables -S 2>/dev/null | grep -c '^-A')"
-    echo "iptables_input_policy=$(iptables -S INPUT 2>/dev/null | awk '/^-P INPUT/ {print $3}')"
+  if r=$(as_root iptables -S 2>/dev/null); then
+    echo "iptables_rules=$(echo "$r" | grep -c '^-A')"
+    echo "iptables_input_policy=$(echo "$r" | awk '/^-P INPUT/ {print $3}')"
   else echo "iptables_rules=denied"; fi
 else echo "iptables_rules=missing"; fi
+# What an ordinary user can still see: a kernel with netfilter neither loaded (/proc/modules)
+# nor built in (modules.builtin) cannot hold any packet filter rule.
+if [ -r /proc/modules ]; then
+  echo "netfilter_loaded=$(awk '$1 ~ /^(nf_tables|ip_tables|ip6_tables|x_tables)$/ { printf "%s ", $1 }' /proc/modules)"
+  b=/lib/modules/$(uname -r)/modules.builtin
+  if [ -r "$b" ]; then echo "netfilter_builtin=$(grep -cE '/(nf_tables|x_tables|ip_tables|ip6_tables)\.ko' "$b")"; else echo "netfilter_builtin=unknown"; fi
+fi
+
+section fail2ban
+# A running fail2ban-server protects nothing without a jail for sshd (fail2ban-client needs root).
+if have fail2ban-client && grep -qsx fail2ban-server /proc/[0-9]*/comm; then
+  case "$(as_root fail2ban-client status sshd 2>&1)" in
+    *"Status for the jail"*) echo "sshd_jail=active" ;;
+    *"does not exist"*) echo "sshd_jail=missing" ;;
+    *) echo "sshd_jail=denied" ;;
+  esac
+fi
 
 section auto_updates
 if [ -d /etc/apt/apt.conf.d ]; then
@@ -96,7 +119,8 @@ if [ -d /etc/apt/apt.conf.d ]; then
   if have dpkg-query; then echo "unattended_upgrades=$(dpkg-query -W -f='${Status}' unattended-upgrades 2>/dev/null)"; fi
 fi
 if have systemctl; then
-  for t in dnf-automatic.timer dnf-automatic-install.timer yum-cron.service; do
+  # apt-daily-upgrade.timer is what runs unattended-upgrades under systemd: masked, it never runs.
+  for t in apt-daily-upgrade.timer dnf-automatic.timer dnf-automatic-install.timer yum-cron.service; do
     echo "unit $t=$(systemctl is-enabled "$t" 2>/dev/null)"
   done
 fi

@@ -350,6 +350,9 @@ fn firewall(s: &Sections<'_>) -> Finding {
         || firewalld != "missing"
         || count(Some(nft)).is_some()
         || count(Some(ipt)).is_some();
+    // Unprivileged evidence: no netfilter module loaded and none built in means no rules.
+    let no_netfilter = s.value("firewall", "netfilter_loaded") == Some("")
+        && s.value("firewall", "netfilter_builtin") == Some("0");
     if answered {
         finding(
             "firewall",
@@ -357,10 +360,17 @@ fn firewall(s: &Sections<'_>) -> Finding {
             Some(0.0),
             "no active firewall rules",
         )
+    } else if no_netfilter {
+        finding(
+            "firewall",
+            CheckStatus::Fail,
+            Some(0.0),
+            "no firewall: neither nf_tables nor ip_tables is loaded (/proc/modules) or built into the kernel",
+        )
     } else {
         unknown(
             "firewall",
-            "no firewall tool found or readable (ufw, firewalld, nft, iptables)",
+            "no firewall tool answered (ufw, firewalld, nft, iptables need root: audit as root or set sudo: true with examples/sudoers-siembox-audit)",
         )
     }
 }
@@ -374,6 +384,26 @@ fn intrusion_prevention(s: &Sections<'_>, procs: &[&str]) -> Finding {
         .copied()
         .filter(|p| *p == "fail2ban-server" || *p == "crowdsec")
         .collect();
+    if running == ["fail2ban-server"] {
+        return match s.value("fail2ban", "sshd_jail") {
+            Some("active") => finding(
+                "intrusion_prevention",
+                CheckStatus::Pass,
+                Some(1.0),
+                "fail2ban's sshd jail is active",
+            ),
+            Some("missing") => finding(
+                "intrusion_prevention",
+                CheckStatus::Warn,
+                Some(0.0),
+                "fail2ban runs without an sshd jail",
+            ),
+            _ => unknown(
+                "intrusion_prevention",
+                "fail2ban runs; whether its sshd jail is active needs root (fail2ban-client status sshd: audit as root or set sudo: true)",
+            ),
+        };
+    }
     if running.is_empty() {
         finding(
             "intrusion_prevention",
@@ -399,9 +429,14 @@ fn auto_updates(s: &Sections<'_>) -> Finding {
     let uu_installed = s
         .value("auto_updates", "unattended_upgrades")
         .is_some_and(|v| v.contains("install ok installed"));
+    let unit = |name: &str| s.value("auto_updates", &format!("unit {name}"));
     let dnf_enabled = text
         .lines()
-        .any(|l| l.starts_with("unit ") && l.ends_with("=enabled"));
+        .any(|l| l.starts_with("unit dnf-automatic") && l.ends_with("=enabled"))
+        || unit("yum-cron.service") == Some("enabled");
+    // Under systemd, unattended-upgrades runs from apt-daily-upgrade.timer.
+    let apt_timer_off = unit("apt-daily-upgrade.timer")
+        .filter(|state| matches!(*state, "masked" | "masked-runtime" | "disabled"));
     if dnf_enabled {
         return finding(
             "auto_updates",
@@ -411,7 +446,14 @@ fn auto_updates(s: &Sections<'_>) -> Finding {
         );
     }
     if let Some(apt) = apt {
-        return if apt == "1" && uu_installed {
+        return if let (Some(state), true) = (apt_timer_off, apt == "1" && uu_installed) {
+            finding(
+                "auto_updates",
+                CheckStatus::Warn,
+                Some(0.0),
+                format!("unattended-upgrades is configured but apt-daily-upgrade.timer is {state}"),
+            )
+        } else if apt == "1" && uu_installed {
             finding(
                 "auto_updates",
                 CheckStatus::Pass,
@@ -436,7 +478,7 @@ fn auto_updates(s: &Sections<'_>) -> Finding {
     }
     if text
         .lines()
-        .any(|l| l.starts_with("unit ") && l.contains("=disabled"))
+        .any(|l| l.starts_with("unit ") && !l.starts_with("unit apt-") && l.contains("=disabled"))
     {
         return finding(
             "auto_updates",
@@ -919,7 +961,8 @@ mod tests {
         assert_eq!(get(&f, "ssh_password_auth").status, CheckStatus::Pass);
         assert_eq!(get(&f, "ssh_port").value, Some(2222.0));
         assert_eq!(get(&f, "firewall").status, CheckStatus::Unknown);
-        assert_eq!(get(&f, "intrusion_prevention").status, CheckStatus::Pass);
+        // fail2ban runs, but an ordinary user cannot see whether its sshd jail is active.
+        assert_eq!(get(&f, "intrusion_prevention").status, CheckStatus::Unknown);
         assert_eq!(get(&f, "auto_updates").status, CheckStatus::Unknown);
         assert_eq!(get(&f, "pending_updates").value, Some(3.0));
         assert_eq!(get(&f, "security_updates").status, CheckStatus::Unknown);
@@ -983,6 +1026,18 @@ mod tests {
     }
 
     #[test]
+    fn fail2ban_passes_only_with_an_active_sshd_jail() {
+        let ip = |jail: &str| {
+            let out = format!("==siembox:procs==\nfail2ban-server\n==siembox:fail2ban==\n{jail}==siembox:end==\n");
+            intrusion_prevention(&Sections::parse(&out), &["fail2ban-server"]).status
+        };
+        assert_eq!(ip("sshd_jail=active\n"), CheckStatus::Pass);
+        assert_eq!(ip("sshd_jail=missing\n"), CheckStatus::Warn);
+        assert_eq!(ip("sshd_jail=denied\n"), CheckStatus::Unknown);
+        assert_eq!(ip(""), CheckStatus::Unknown);
+    }
+
+    #[test]
     fn firewall_variants() {
         let fw = |body: &str| {
             firewall(&Sections::parse(&format!(
@@ -1003,6 +1058,20 @@ mod tests {
         assert_eq!(
             fw("ufw=missing\nfirewalld=missing\nnft_rules=12\niptables_rules=missing\n"),
             CheckStatus::Pass
+        );
+        // As an ordinary user: tools denied, but the kernel has no netfilter at all.
+        let denied = "ufw=\nfirewalld=missing\nnft_rules=denied\niptables_rules=denied\n";
+        assert_eq!(
+            fw(&format!("{denied}netfilter_loaded=\nnetfilter_builtin=0\n")),
+            CheckStatus::Fail
+        );
+        assert_eq!(
+            fw(&format!("{denied}netfilter_loaded=nf_tables \nnetfilter_builtin=0\n")),
+            CheckStatus::Unknown
+        );
+        assert_eq!(
+            fw(&format!("{denied}netfilter_loaded=\nnetfilter_builtin=unknown\n")),
+            CheckStatus::Unknown
         );
     }
 }

@@ -312,7 +312,7 @@ impl Auditor {
         };
         let key = (module_name.to_string(), target.name.clone());
         let (cached_boot, run_updates, run_suid) = self.plan(&key, &rules);
-        let command = sections::command(cached_boot.as_deref(), run_updates, run_suid);
+        let command = sections::command(cached_boot.as_deref(), run_updates, run_suid, cfg.sudo);
         // A pooled connection may have died since its last use; that shows only when used, so
         // one failure on a reused connection is retried on a fresh one.
         let mut tries = 0;
