@@ -60,6 +60,8 @@ const KEYS: &[&str] = &[
     "unit dnf-automatic.timer",
     "unit apt-daily-upgrade.timer",
     "sshd_jail",
+    "lists_mtime",
+    "now",
     "netfilter_loaded",
     "netfilter_builtin",
     "manager",

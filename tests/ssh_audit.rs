@@ -1050,3 +1050,57 @@ echo 'APT::Periodic::Unattended-Upgrade \"1\";' > /etc/apt/apt.conf.d/20auto-upg
         v.detail("auto_updates")
     );
 }
+
+/// pending_updates counts nothing from package lists that are missing or old: with an empty
+/// /var/lib/apt/lists on the audited "server" it is unknown, with lists 10 days old it is
+/// unknown and says their age, and with this machine's fresh lists it is graded.
+#[tokio::test]
+async fn pending_updates_is_unknown_on_missing_or_old_package_lists() {
+    let f = fixture();
+    let sshd = Sshd::start_isolated(
+        SshdOptions {
+            authorized: vec![f.client.public_line.clone()],
+            ..Default::default()
+        },
+        "",
+    );
+    let module = |interval: &str| {
+        let kh = write(
+            &f.dir,
+            "known_hosts",
+            &format!("{}\n", sshd.known_hosts_line()),
+        );
+        config_with(
+            &f.client.private,
+            &kh,
+            "{max_connections: 2}",
+            &format!("{{pending_updates: {{interval: {interval}}}, suid_files: {{enabled: false}}}}"),
+            &[server("box", &sshd)],
+        )
+    };
+    // Fresh lists first (this machine's), then the same server with none, then old ones.
+    let ex = Exporter::start(&module("1ms")).await;
+    let v = Verdicts::of(&ex, "box").await;
+    assert_ne!(v.status("pending_updates"), "unknown", "{}", v.body);
+
+    sshd.inside(
+        "set -e; mount -t tmpfs no-lists /var/lib/apt/lists; mkdir /var/lib/apt/lists/partial
+         if [ -d /var/lib/apt/periodic ]; then mount -t tmpfs no-stamp /var/lib/apt/periodic; fi",
+    );
+    let v = Verdicts::of(&ex, "box").await;
+    assert_eq!(v.status("pending_updates"), "unknown", "{}", v.body);
+    assert!(v.detail("pending_updates").contains("no package lists"));
+    assert_eq!(v.status("security_updates"), "unknown");
+
+    sshd.inside(
+        "cd /var/lib/apt/lists && touch -d '10 days ago' deb.example_dists_stable_InRelease \
+         deb.example_dists_stable_main_binary-amd64_Packages",
+    );
+    let v = Verdicts::of(&ex, "box").await;
+    assert_eq!(v.status("pending_updates"), "unknown", "{}", v.body);
+    assert!(
+        v.detail("pending_updates").contains("10 days old"),
+        "{}",
+        v.detail("pending_updates")
+    );
+}

@@ -130,6 +130,10 @@ if [ "$run_updates" = 1 ]; then
   section updates
   if have apt-get; then
     echo "manager=apt"
+    # Counts from missing or old package lists mean nothing: the newest list (or apt's own
+    # success stamp) says when they were last fetched.
+    newest=$(ls -t /var/lib/apt/lists/*Packages* /var/lib/apt/lists/*Release /var/lib/apt/periodic/update-success-stamp 2>/dev/null | head -n 1)
+    if [ -n "$newest" ]; then echo "lists_mtime=$(stat -c %Y "$newest" 2>/dev/null)"; else echo "lists_mtime=none"; fi
     apt-get -s -o Debug::NoLocking=1 upgrade 2>/dev/null | grep '^Inst ' | awk '{ n++ } /[Ss]ecurity/ { s++ } END { print "pending=" n + 0; print "security=" s + 0 }'
   elif have dnf; then
     echo "manager=dnf"
@@ -238,10 +242,12 @@ if [ -r /etc/security/pwquality.conf ]; then grep -E '^[[:space:]]*minlen[[:spac
 
 if [ "$run_suid" = 1 ]; then
   section suid
-  # Local filesystems only: network and pseudo filesystems are skipped, each mount is not crossed.
-  awk '$3 ~ /^(ext[234]|xfs|btrfs|zfs|f2fs|jfs|reiserfs|vfat)$/ { print $2 }' /proc/mounts 2>/dev/null | sort -u | while read -r mp; do
-    find "$mp" -xdev -type f -perm -4000 2>/dev/null
-  done | sort -u | head -n 500
+  # Local filesystems only: network and pseudo filesystems are skipped, each mount is not crossed;
+  # a tmpfs without nosuid can hold SUID programs too. What find cannot read makes the scan
+  # partial: counted ("#denied_count"), the first few named.
+  awk '$3 ~ /^(ext[234]|xfs|btrfs|zfs|f2fs|jfs|reiserfs|vfat)$/ || ($3 == "tmpfs" && $4 !~ /(^|,)nosuid(,|$)/) { print $2 }' /proc/mounts 2>/dev/null | sort -u | while read -r mp; do
+    find "$mp" -xdev -type f -perm -4000 2>&1
+  done | awk '/^find: / { d++; if (d <= 3) print "#denied " substr($0, 7); next } { print } END { print "#denied_count " d + 0 }' | sort -u | head -n 500
 fi
 
 section end

@@ -493,7 +493,26 @@ fn auto_updates(s: &Sections<'_>) -> Finding {
     )
 }
 
+/// Package lists older than this give counts of long ago.
+const MAX_LIST_AGE_DAYS: i64 = 7;
+
+/// Why the package lists cannot be trusted, when the script reported their age.
+fn stale_lists(s: &Sections<'_>) -> Option<String> {
+    let mtime = s.value("updates", "lists_mtime")?;
+    if mtime == "none" {
+        return Some("no package lists (apt-get update never ran)".into());
+    }
+    let now: i64 = s.value("meta", "now")?.parse().ok()?;
+    let days = (now - mtime.parse::<i64>().ok()?) / 86_400;
+    (days > MAX_LIST_AGE_DAYS).then(|| {
+        format!("package lists are {days} days old (run apt-get update, or enable apt-daily.timer)")
+    })
+}
+
 fn updates(s: &Sections<'_>, rules: &Rules<'_>) -> (Finding, Finding) {
+    if let Some(why) = stale_lists(s) {
+        return (unknown("pending_updates", &why), unknown("security_updates", &why));
+    }
     let manager = s.value("updates", "manager").unwrap_or("missing");
     let pending = count(s.value("updates", "pending"));
     let security = count(s.value("updates", "security"));
@@ -868,12 +887,33 @@ fn suid_files(s: &Sections<'_>, rules: &Rules<'_>) -> Finding {
         .filter(|p| !STANDARD_SUID.contains(p) && !allow.iter().any(|a| a == p))
         .collect();
     let v = unexpected.len() as f64;
-    let detail = if unexpected.is_empty() {
+    // find could not read some directories: what it found stands, "none" does not.
+    let text = s.get("suid").unwrap_or("");
+    let denied = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#denied_count "))
+        .and_then(|n| count(Some(n)))
+        .unwrap_or(0);
+    let partial = (denied > 0).then(|| {
+        let first = text
+            .lines()
+            .find_map(|l| l.strip_prefix("#denied "))
+            .unwrap_or("")
+            .trim();
+        format!("scan partial: {denied} places unreadable by the audit user ({first})")
+    });
+    if let (true, Some(why)) = (unexpected.is_empty(), &partial) {
+        return unknown("suid_files", why);
+    }
+    let mut detail = if unexpected.is_empty() {
         "no unexpected SUID files".to_string()
     } else {
         let shown: Vec<&str> = unexpected.iter().take(10).copied().collect();
         format!("unexpected SUID files: {}", shown.join(", "))
     };
+    if let Some(why) = partial {
+        detail = format!("{detail}; {why}");
+    }
     finding(
         "suid_files",
         rules.grade("suid_files", v, 1.0, f64::INFINITY),
@@ -1035,6 +1075,22 @@ mod tests {
         assert_eq!(ip("sshd_jail=missing\n"), CheckStatus::Warn);
         assert_eq!(ip("sshd_jail=denied\n"), CheckStatus::Unknown);
         assert_eq!(ip(""), CheckStatus::Unknown);
+    }
+
+    #[test]
+    fn a_partial_suid_scan_finding_nothing_is_unknown() {
+        let suid = |body: &str| {
+            let out = format!("==siembox:suid==\n{body}==siembox:end==\n");
+            let checks = BTreeMap::new();
+            suid_files(&Sections::parse(&out), &Rules { checks: &checks })
+        };
+        let partial = "#denied '/root': Permission denied\n#denied_count 2\n";
+        let f = suid(partial);
+        assert_eq!(f.status, CheckStatus::Unknown);
+        assert!(f.detail.contains("2 places") && f.detail.contains("/root"), "{}", f.detail);
+        let f = suid(&format!("{partial}/usr/local/bin/x\n"));
+        assert_eq!((f.status, f.value), (CheckStatus::Warn, Some(1.0)));
+        assert_eq!(suid("#denied_count 0\n/usr/bin/su\n").status, CheckStatus::Pass);
     }
 
     #[test]
