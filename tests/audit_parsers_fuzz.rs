@@ -15,8 +15,8 @@ use proptest::prelude::*;
 use siembox_exporter::audit::checks::{
     disk_mounts, evaluate, public_listeners, static_facts, Rules, CHECKS,
 };
-use siembox_exporter::audit::sshd::{Setting, SshdSettings};
 use siembox_exporter::audit::sections::Sections;
+use siembox_exporter::audit::sshd::{Setting, SshdSettings};
 use siembox_exporter::config::CheckConfig;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -307,7 +307,11 @@ fn check_output(text: &str) {
         assert_eq!(unique.len(), listeners.len(), "listeners repeated");
     }
     let sshd = SshdSettings::from_sections(&s);
-    assert!(sshd.listeners.len() <= 16, "{} listeners", sshd.listeners.len());
+    assert!(
+        sshd.listeners.len() <= 16,
+        "{} listeners",
+        sshd.listeners.len()
+    );
     for l in &sshd.listeners {
         let ports: HashSet<_> = l.ports.iter().collect();
         assert_eq!(ports.len(), l.ports.len(), "ports repeated");

@@ -222,7 +222,12 @@ fn config_check_fails_on_a_key_file_the_user_cannot_read() {
     )
     .unwrap();
     let chmod = |mode: &str, p: &std::path::Path| {
-        assert!(Command::new("chmod").arg(mode).arg(p).status().unwrap().success());
+        assert!(Command::new("chmod")
+            .arg(mode)
+            .arg(p)
+            .status()
+            .unwrap()
+            .success());
     };
     chmod("755", dir.path());
     chmod("644", &yml);

@@ -6,7 +6,9 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use support::sshd::{chmod, counted_maxima, counting_wrapper, KeyPair, Sshd, SshdOptions, TempUser};
+use support::sshd::{
+    chmod, counted_maxima, counting_wrapper, KeyPair, Sshd, SshdOptions, TempUser,
+};
 use support::{metric_value, metric_value_with, Exporter};
 
 struct Fixture {
@@ -748,8 +750,13 @@ fn audit_config(f: &Fixture, sshd: &Sshd, user: &str) -> String {
         "known_hosts",
         &format!("{}\n", sshd.known_hosts_line()),
     );
-    config(&f.client.private, &kh, "{max_connections: 2}", &[server("box", sshd)])
-        .replace("user: root", &format!("user: {user}"))
+    config(
+        &f.client.private,
+        &kh,
+        "{max_connections: 2}",
+        &[server("box", sshd)],
+    )
+    .replace("user: root", &format!("user: {user}"))
 }
 
 /// The sshd checks grade what the listening sshds run, in a PID namespace of their own (the
@@ -786,7 +793,11 @@ async fn sshd_checks_grade_the_listening_sshds_not_etc_ssh() {
             && detail.contains("KbdInteractiveAuthentication yes with UsePAM yes"),
         "{detail}"
     );
-    assert_eq!(v.status("ssh_root_login"), "fail", "the first sshd still allows root");
+    assert_eq!(
+        v.status("ssh_root_login"),
+        "fail",
+        "the first sshd still allows root"
+    );
     let ports = v.detail("ssh_port");
     assert!(
         ports.contains(&format!("Port {}", sshd.port))
@@ -813,7 +824,11 @@ async fn sshd_checks_grade_the_listening_sshds_not_etc_ssh() {
         "{}",
         v.detail("ssh_password_auth")
     );
-    assert_eq!(v.status("ssh_root_login"), "fail", "a proven fail stays a fail");
+    assert_eq!(
+        v.status("ssh_root_login"),
+        "fail",
+        "a proven fail stays a fail"
+    );
 
     second.reload();
     let v = Verdicts::of(&ex, "box").await;
@@ -912,7 +927,11 @@ attempt() { # AGE PID USER
     let ex = Exporter::start(&audit_config(&f, &sshd, "root")).await;
     let v = Verdicts::of(&ex, "box").await;
     assert_eq!(v.value("failed_logins"), Some(7.0), "{}", v.body);
-    assert_eq!(v.status("failed_logins"), "pass", "below the warn threshold of 10");
+    assert_eq!(
+        v.status("failed_logins"),
+        "pass",
+        "below the warn threshold of 10"
+    );
 }
 
 /// Two ssh_audit modules with different settings audit one server: each grades the same apt
@@ -955,7 +974,12 @@ async fn modules_do_not_share_heavy_results_or_switched_off_checks() {
     let lenient = Verdicts::of_module(&ex, "lenient", "box").await;
     let off = Verdicts::of_module(&ex, "off", "box").await;
     assert_eq!(strict.status("pending_updates"), "warn", "{}", strict.body);
-    assert_eq!(lenient.status("pending_updates"), "pass", "{}", lenient.body);
+    assert_eq!(
+        lenient.status("pending_updates"),
+        "pass",
+        "{}",
+        lenient.body
+    );
     assert_eq!(
         strict.value("pending_updates"),
         lenient.value("pending_updates"),
@@ -1045,7 +1069,8 @@ echo 'APT::Periodic::Unattended-Upgrade \"1\";' > /etc/apt/apt.conf.d/20auto-upg
     let v = Verdicts::of(&ex, "box").await;
     assert_eq!(v.status("auto_updates"), "warn", "{}", v.body);
     assert!(
-        v.detail("auto_updates").contains("apt-daily-upgrade.timer is masked"),
+        v.detail("auto_updates")
+            .contains("apt-daily-upgrade.timer is masked"),
         "{}",
         v.detail("auto_updates")
     );
@@ -1074,7 +1099,9 @@ async fn pending_updates_is_unknown_on_missing_or_old_package_lists() {
             &f.client.private,
             &kh,
             "{max_connections: 2}",
-            &format!("{{pending_updates: {{interval: {interval}}}, suid_files: {{enabled: false}}}}"),
+            &format!(
+                "{{pending_updates: {{interval: {interval}}}, suid_files: {{enabled: false}}}}"
+            ),
             &[server("box", &sshd)],
         )
     };

@@ -511,7 +511,10 @@ fn stale_lists(s: &Sections<'_>) -> Option<String> {
 
 fn updates(s: &Sections<'_>, rules: &Rules<'_>) -> (Finding, Finding) {
     if let Some(why) = stale_lists(s) {
-        return (unknown("pending_updates", &why), unknown("security_updates", &why));
+        return (
+            unknown("pending_updates", &why),
+            unknown("security_updates", &why),
+        );
     }
     let manager = s.value("updates", "manager").unwrap_or("missing");
     let pending = count(s.value("updates", "pending"));
@@ -763,7 +766,9 @@ fn time_sync(s: &Sections<'_>, procs: &[&str]) -> Finding {
         ),
         (_, _, Some(d)) => unknown(
             "time_sync",
-            &format!("{d} runs but neither timedatectl nor chronyc tells whether it is synchronized"),
+            &format!(
+                "{d} runs but neither timedatectl nor chronyc tells whether it is synchronized"
+            ),
         ),
         _ if s.has("procs") => finding(
             "time_sync",
@@ -1054,12 +1059,17 @@ mod tests {
     #[test]
     fn time_sync_needs_a_synchronized_state_not_a_running_daemon() {
         let ts = |body: &str| {
-            let out = format!("==siembox:procs==\nchronyd\n==siembox:time_sync==\n{body}==siembox:end==\n");
+            let out = format!(
+                "==siembox:procs==\nchronyd\n==siembox:time_sync==\n{body}==siembox:end==\n"
+            );
             let s = Sections::parse(&out);
             time_sync(&s, &["chronyd"]).status
         };
         assert_eq!(ts("chrony_leap=Not synchronised\n"), CheckStatus::Warn);
-        assert_eq!(ts("ntp_synchronized=\nchrony_leap=Normal\n"), CheckStatus::Pass);
+        assert_eq!(
+            ts("ntp_synchronized=\nchrony_leap=Normal\n"),
+            CheckStatus::Pass
+        );
         assert_eq!(ts("ntp_synchronized=no\n"), CheckStatus::Warn);
         assert_eq!(ts("ntp_synchronized=yes\n"), CheckStatus::Pass);
         assert_eq!(ts(""), CheckStatus::Unknown);
@@ -1068,7 +1078,9 @@ mod tests {
     #[test]
     fn fail2ban_passes_only_with_an_active_sshd_jail() {
         let ip = |jail: &str| {
-            let out = format!("==siembox:procs==\nfail2ban-server\n==siembox:fail2ban==\n{jail}==siembox:end==\n");
+            let out = format!(
+                "==siembox:procs==\nfail2ban-server\n==siembox:fail2ban==\n{jail}==siembox:end==\n"
+            );
             intrusion_prevention(&Sections::parse(&out), &["fail2ban-server"]).status
         };
         assert_eq!(ip("sshd_jail=active\n"), CheckStatus::Pass);
@@ -1087,10 +1099,17 @@ mod tests {
         let partial = "#denied '/root': Permission denied\n#denied_count 2\n";
         let f = suid(partial);
         assert_eq!(f.status, CheckStatus::Unknown);
-        assert!(f.detail.contains("2 places") && f.detail.contains("/root"), "{}", f.detail);
+        assert!(
+            f.detail.contains("2 places") && f.detail.contains("/root"),
+            "{}",
+            f.detail
+        );
         let f = suid(&format!("{partial}/usr/local/bin/x\n"));
         assert_eq!((f.status, f.value), (CheckStatus::Warn, Some(1.0)));
-        assert_eq!(suid("#denied_count 0\n/usr/bin/su\n").status, CheckStatus::Pass);
+        assert_eq!(
+            suid("#denied_count 0\n/usr/bin/su\n").status,
+            CheckStatus::Pass
+        );
     }
 
     #[test]
@@ -1122,11 +1141,15 @@ mod tests {
             CheckStatus::Fail
         );
         assert_eq!(
-            fw(&format!("{denied}netfilter_loaded=nf_tables \nnetfilter_builtin=0\n")),
+            fw(&format!(
+                "{denied}netfilter_loaded=nf_tables \nnetfilter_builtin=0\n"
+            )),
             CheckStatus::Unknown
         );
         assert_eq!(
-            fw(&format!("{denied}netfilter_loaded=\nnetfilter_builtin=unknown\n")),
+            fw(&format!(
+                "{denied}netfilter_loaded=\nnetfilter_builtin=unknown\n"
+            )),
             CheckStatus::Unknown
         );
     }

@@ -454,9 +454,6 @@ mod tests {
             ["sshd_config"; 10].join(" ")
         ));
         assert_eq!(s.listeners[0].ports, vec![2222]);
-        assert_eq!(
-            s.listeners[0].permit_root_login,
-            Setting::Set("no".into())
-        );
+        assert_eq!(s.listeners[0].permit_root_login, Setting::Set("no".into()));
     }
 }

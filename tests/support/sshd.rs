@@ -134,7 +134,13 @@ impl Sshd {
         let mut cmd = if self.own_pid_namespace {
             // --kill-child: killing unshare kills the namespace's init, and with it the namespace.
             let mut c = Command::new("unshare");
-            c.args(["--pid", "--fork", "--mount-proc", "--kill-child", "/usr/sbin/sshd"]);
+            c.args([
+                "--pid",
+                "--fork",
+                "--mount-proc",
+                "--kill-child",
+                "/usr/sbin/sshd",
+            ]);
             c
         } else {
             Command::new("/usr/sbin/sshd")
@@ -192,7 +198,10 @@ impl Sshd {
 
     /// The host pid of the isolated sshd (its namespace's init).
     fn namespace_init(&self) -> String {
-        assert!(self.own_pid_namespace, "only an isolated sshd has a namespace");
+        assert!(
+            self.own_pid_namespace,
+            "only an isolated sshd has a namespace"
+        );
         let unshare = self.child.as_ref().expect("running").id();
         let children = format!("/proc/{unshare}/task/{unshare}/children");
         (0..200)
@@ -238,7 +247,7 @@ impl Sshd {
         )
         .unwrap();
         let log = dir.join("sshd.log");
-        let mut nsenter = Command::new("nsenter")
+        let nsenter = Command::new("nsenter")
             .args(["-t", &init, "-p", "-m", "/usr/sbin/sshd", "-D", "-f"])
             .arg(&config)
             .arg("-E")
@@ -248,10 +257,16 @@ impl Sshd {
             .stderr(Stdio::null())
             .spawn()
             .expect("nsenter runs");
-        let sibling = Sibling { port, config, log };
+        let mut sibling = Sibling {
+            port,
+            config,
+            log,
+            nsenter,
+        };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if std::time::Instant::now() > deadline || nsenter.try_wait().unwrap().is_some() {
+            if std::time::Instant::now() > deadline || sibling.nsenter.try_wait().unwrap().is_some()
+            {
                 panic!("sibling sshd did not start: {}", sibling.log_text());
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
@@ -265,6 +280,8 @@ pub struct Sibling {
     pub port: u16,
     pub config: PathBuf,
     pub log: PathBuf,
+    /// Exits when the sshd it started does.
+    nsenter: Child,
 }
 
 impl Sibling {
@@ -310,6 +327,7 @@ impl Drop for Sibling {
         for pid in self.listener_pids() {
             let _ = Command::new("kill").arg(&pid).status();
         }
+        let _ = self.nsenter.wait();
     }
 }
 
