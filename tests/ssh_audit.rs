@@ -1131,3 +1131,36 @@ async fn pending_updates_is_unknown_on_missing_or_old_package_lists() {
         v.detail("pending_updates")
     );
 }
+
+/// README step 1: `useradd` leaves the account locked (`!` as its password), which sshd without
+/// PAM refuses even with the right key; `usermod -p '*'` unlocks it without giving a password.
+#[tokio::test]
+async fn a_locked_audit_account_is_refused_until_unlocked() {
+    let f = fixture();
+    let user = TempUser::create("locked");
+    let sshd = Sshd::start(SshdOptions {
+        authorized: vec![f.client.public_line.clone()],
+        ..Default::default()
+    });
+    chmod("755", &sshd.dir);
+    chmod("644", &sshd.dir.join("authorized_keys"));
+    let usermod = |password: &str| {
+        assert!(std::process::Command::new("usermod")
+            .args(["-p", password, &user.name])
+            .status()
+            .unwrap()
+            .success());
+    };
+    usermod("!");
+    let ex = Exporter::start(&audit_config(&f, &sshd, &user.name)).await;
+    let (_, body) = ex.probe("vps_audit", "box").await;
+    assert_eq!(metric_value(&body, "probe_success"), Some(0.0), "{body}");
+    assert!(
+        sshd.log_text().contains("account is locked"),
+        "{}",
+        sshd.log_text()
+    );
+    usermod("*");
+    let (_, body) = ex.probe("vps_audit", "box").await;
+    assert_eq!(metric_value(&body, "probe_success"), Some(1.0), "{body}");
+}
