@@ -784,6 +784,7 @@ async fn sshd_checks_grade_the_listening_sshds_not_etc_ssh() {
 
     let second = sshd.start_sibling(
         "PermitRootLogin no\nPasswordAuthentication no\nKbdInteractiveAuthentication yes\nUsePAM yes\n",
+        &[],
     );
     let v = Verdicts::of(&ex, "box").await;
     assert_eq!(v.status("ssh_password_auth"), "fail", "{}", v.body);
@@ -833,6 +834,22 @@ async fn sshd_checks_grade_the_listening_sshds_not_etc_ssh() {
     second.reload();
     let v = Verdicts::of(&ex, "box").await;
     assert_eq!(v.status("ssh_password_auth"), "pass", "{}", v.body);
+
+    // A third sshd whose file says no, but whose command line says yes (sshd keeps the -o value).
+    let third = sshd.start_sibling(
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\n",
+        &["-o", "PasswordAuthentication=yes"],
+    );
+    let v = Verdicts::of(&ex, "box").await;
+    assert_eq!(v.status("ssh_password_auth"), "fail", "{}", v.body);
+    let detail = v.detail("ssh_password_auth");
+    assert!(
+        detail.contains(&format!(
+            "({}): PasswordAuthentication yes",
+            third.config.display()
+        )),
+        "{detail}"
+    );
 }
 
 /// As an ordinary user (no sudo): a drop-in the user cannot read leaves every setting it may

@@ -66,16 +66,26 @@ for c in $(grep -lx sshd /proc/[0-9]*/comm 2>/dev/null); do
   case "$cmd" in *"[listener]"*) cmd=${cmd#sshd: } ;; "sshd: "*|"") continue ;; esac
   found=1
   set -- $cmd
-  bin=$1; conf=/etc/ssh/sshd_config
-  while [ $# -gt 0 ]; do case "$1" in -f) conf=${2:-$conf}; shift ;; -f*) conf=${1#-f} ;; esac; shift; done
+  bin=$1; conf=/etc/ssh/sshd_config; opts=""; ports=""
+  # -o KEY=VALUE on the command line comes before the file (sshd keeps the first value); -p PORT
+  # replaces the file's Port lines.
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      -f) conf=${2:-$conf}; shift ;; -f*) conf=${1#-f} ;;
+      -o) opts="$opts ${2:-}"; shift ;; -o*) opts="$opts ${1#-o}" ;;
+      -p) ports="$ports ${2:-}"; shift ;; -p*) ports="$ports ${1#-p}" ;;
+    esac; shift
+  done
   # Loaded: the later of the process start and its pid file's mtime (SIGHUP re-execs in place).
   start=$(awk -v b="$btime" -v hz="$hz" '{ sub(/.*\) /, ""); printf "%d", b + $20 / hz }' "$d/stat" 2>/dev/null)
   for pf in $(sed -n 's/^[[:space:]]*[Pp][Ii][Dd][Ff][Ii][Ll][Ee][[:space:]=]*//p' "$conf" 2>/dev/null) /run/sshd.pid /var/run/sshd.pid; do
     if [ "$(cat "$pf" 2>/dev/null)" = "$pid" ]; then m=$(stat -c %Y "$pf" 2>/dev/null); [ "${m:-0}" -gt "${start:-0}" ] && start=$m; break; fi
   done
   echo "listener pid=$pid config=$conf loaded=${start:--}"
+  for o in $opts; do echo "option $o"; done
+  for p in $ports; do echo "option_port $p"; done
   [ -x "$bin" ] || bin=sshd
-  t=$(as_root "$bin" -T -f "$conf" 2>/dev/null)
+  t=$(as_root "$bin" -T -f "$conf" $(for o in $opts; do printf -- '-o %s ' "$o"; done; for p in $ports; do printf -- '-p %s ' "$p"; done) 2>/dev/null)
   if [ -n "$t" ]; then echo "effective sshd -T"; echo "$t" | grep -iE '^(permitrootlogin|passwordauthentication|kbdinteractiveauthentication|usepam|port) '; fi
   sshd_dump "$conf" 0
 done

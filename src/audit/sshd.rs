@@ -32,6 +32,8 @@ pub struct Listener {
     pub ports: Vec<u16>,
     /// An unreadable file that may add `Port` lines.
     pub ports_hidden: Option<String>,
+    /// `-p` on the command line: sshd ignores every `Port` line then.
+    pub ports_from_cmdline: bool,
     /// A config file changed after this sshd (re)loaded: what runs is not what is on disk.
     pub stale: Option<String>,
 }
@@ -84,6 +86,7 @@ impl Listener {
                 &mut self.kbd_interactive
             }
             "usepam" => &mut self.use_pam,
+            "port" if self.ports_from_cmdline => return,
             "port" => {
                 if let Some(p) = value.and_then(|v| v.parse().ok()) {
                     // All Port lines apply (sshd listens on each); sshd itself refuses more
@@ -117,7 +120,9 @@ impl Listener {
                 *slot = Setting::Hidden(file.to_string());
             }
         }
-        self.ports_hidden = Some(file.to_string());
+        if !self.ports_from_cmdline {
+            self.ports_hidden = Some(file.to_string());
+        }
     }
 }
 
@@ -199,6 +204,18 @@ fn parse_listener(header: &str, lines: &[&str]) -> Listener {
         ..Default::default()
     };
     let loaded: Option<i64> = field("loaded").parse().ok();
+    // The listener's own -o/-p options come first: sshd keeps the first value it reads.
+    for option in lines.iter().filter_map(|x| x.strip_prefix("option ")) {
+        l.apply(option, None);
+    }
+    let cmdline_ports: Vec<&str> = lines
+        .iter()
+        .filter_map(|x| x.strip_prefix("option_port "))
+        .collect();
+    for port in &cmdline_ports {
+        l.apply(&format!("Port {port}"), None);
+    }
+    l.ports_from_cmdline = !cmdline_ports.is_empty();
     let effective_at = lines.iter().position(|x| *x == "effective sshd -T");
     let files_at = lines
         .iter()
@@ -429,6 +446,17 @@ mod tests {
             .is_err());
         assert_eq!(s.listeners[1].stale, None);
         assert_eq!(s.ports(), vec![22]);
+    }
+
+    #[test]
+    fn command_line_options_win_over_the_file() {
+        let s = parse("listener pid=3 config=/x loaded=-\noption PasswordAuthentication=yes\noption Port=2022\n#siembox-file /x\nPasswordAuthentication no\nPort 22\n");
+        let l = &s.listeners[0];
+        assert_eq!(l.password_authentication, Setting::Set("yes".into()));
+        assert_eq!(l.ports, vec![2022, 22]);
+        // -p replaces the file's ports, even those an unreadable file might add.
+        let s = parse("listener pid=3 config=/x loaded=-\noption_port 2200\n#siembox-file /x\nPort 22\nInclude /d/*\n#siembox-unreadable /d/*\n");
+        assert_eq!(s.listeners[0].listen_ports(), Ok(vec![2200]));
     }
 
     #[test]

@@ -231,8 +231,9 @@ impl Sshd {
     }
 
     /// Starts a second sshd in this one's PID namespace with its own `-f` file holding `lines`
-    /// (plus host key, port and pid file), as an operator's extra sshd would run.
-    pub fn start_sibling(&self, lines: &str) -> Sibling {
+    /// (plus host key, port and pid file) and the command-line `args`, as an operator's extra
+    /// sshd would run.
+    pub fn start_sibling(&self, lines: &str, args: &[&str]) -> Sibling {
         let init = self.namespace_init();
         let dir = tempfile::tempdir().unwrap().keep();
         let port = super::free_port();
@@ -252,6 +253,7 @@ impl Sshd {
             .arg(&config)
             .arg("-E")
             .arg(&log)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
