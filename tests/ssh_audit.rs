@@ -9,7 +9,7 @@ use std::time::Duration;
 use support::sshd::{
     chmod, counted_maxima, counting_wrapper, KeyPair, Sshd, SshdOptions, TempUser,
 };
-use support::{metric_value, metric_value_with, Exporter};
+use support::{metric_value, metric_value_with, request, Exporter};
 
 struct Fixture {
     dir: PathBuf,
@@ -1180,4 +1180,40 @@ async fn a_locked_audit_account_is_refused_until_unlocked() {
     usermod("*");
     let (_, body) = ex.probe("vps_audit", "box").await;
     assert_eq!(metric_value(&body, "probe_success"), Some(1.0), "{body}");
+}
+
+/// A reload that changes a module's thresholds re-grades its heavy checks at the next audit
+/// instead of serving findings graded with the old settings until their interval ends.
+#[tokio::test]
+async fn a_reload_with_new_thresholds_regrades_cached_heavy_checks() {
+    let f = fixture();
+    let sshd = Sshd::start(SshdOptions {
+        authorized: vec![f.client.public_line.clone()],
+        ..Default::default()
+    });
+    let kh = write(
+        &f.dir,
+        "known_hosts",
+        &format!("{}\n", sshd.known_hosts_line()),
+    );
+    let yaml = |warn: u32| {
+        config_with(
+            &f.client.private,
+            &kh,
+            "{max_connections: 2}",
+            &format!(
+                "{{pending_updates: {{warn: {warn}, fail: 2000000, interval: 6h}}, suid_files: {{enabled: false}}}}"
+            ),
+            &[server("box", &sshd)],
+        )
+    };
+    let file = write(&f.dir, "siembox.yml", &yaml(0));
+    let ex = Exporter::start_file(file.clone()).await;
+    let v = Verdicts::of(&ex, "box").await;
+    assert_eq!(v.status("pending_updates"), "warn", "{}", v.body);
+    write(&f.dir, "siembox.yml", &yaml(1_000_000));
+    let r = request("POST", &ex.url("/-/reload"), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = Verdicts::of(&ex, "box").await;
+    assert_eq!(v.status("pending_updates"), "pass", "{}", v.body);
 }

@@ -130,6 +130,13 @@ struct ServerState {
     facts: Option<(String, String)>,
     /// Heavy check → when it last ran and what it found.
     heavy: HashMap<&'static str, (Instant, Vec<Finding>)>,
+    /// The module's check settings those findings were graded with (a reload may change them).
+    settings: String,
+}
+
+/// The check settings of a module as one comparable string.
+fn settings_of(rules: &Rules<'_>) -> String {
+    serde_json::to_string(rules.checks).unwrap_or_default()
 }
 
 pub struct Auditor {
@@ -376,6 +383,8 @@ impl Auditor {
     fn plan(&self, key: &(String, String), rules: &Rules<'_>) -> (Option<String>, bool, bool) {
         let state = self.state.lock();
         let st = state.get(key);
+        let settings = settings_of(rules);
+        let regrade = st.is_some_and(|s| s.settings != settings);
         let due = |check: &'static str, default_secs: u64| {
             if !rules.enabled(check) {
                 return false;
@@ -386,8 +395,10 @@ impl Auditor {
                 .and_then(|c| c.interval)
                 .map(|d| d.get())
                 .unwrap_or(Duration::from_secs(default_secs));
-            st.and_then(|s| s.heavy.get(check))
-                .is_none_or(|(at, _)| at.elapsed() >= every)
+            regrade
+                || st
+                    .and_then(|s| s.heavy.get(check))
+                    .is_none_or(|(at, _)| at.elapsed() >= every)
         };
         let boot = st
             .filter(|s| s.facts.is_some())
@@ -410,6 +421,7 @@ impl Auditor {
     ) -> (String, String) {
         let mut state = self.state.lock();
         let st = state.entry(key).or_default();
+        st.settings = settings_of(rules);
         let boot = s.value("meta", "boot_id").map(str::to_string);
         if let Some(facts) = checks::static_facts(s) {
             st.facts = Some((cap(&facts.0), cap(&facts.1)));
