@@ -395,6 +395,7 @@ impl TempUser {
     pub fn create(tag: &str) -> TempUser {
         let name = format!("sbx{tag}{}", std::process::id());
         let _ = Command::new("userdel")
+            .arg("-f")
             .arg(&name)
             .stderr(Stdio::null())
             .status();
@@ -410,7 +411,8 @@ impl TempUser {
 
 impl Drop for TempUser {
     fn drop(&mut self) {
-        let _ = Command::new("userdel").arg(&self.name).status();
+        // -f: the exporter's pooled session may still be closing as this user.
+        let _ = Command::new("userdel").arg("-f").arg(&self.name).status();
     }
 }
 
