@@ -40,6 +40,12 @@ fn main() -> std::process::ExitCode {
         eprintln!("warning: {line}");
     }
     if cli.config_check {
+        // Serving would start with these files unreadable (probes using them fail); a check
+        // that is run to find such mistakes says so by its exit status.
+        if !config.warnings.is_empty() {
+            eprintln!("error: {origin}: the configuration names files this user cannot read");
+            return std::process::ExitCode::from(1);
+        }
         println!(
             "{origin}: configuration is valid ({} modules)",
             config.modules.len()

@@ -13,9 +13,10 @@
 
 use proptest::prelude::*;
 use siembox_exporter::audit::checks::{
-    disk_mounts, evaluate, public_listeners, static_facts, Rules, SshdSettings, CHECKS,
+    disk_mounts, evaluate, public_listeners, static_facts, Rules, CHECKS,
 };
 use siembox_exporter::audit::sections::Sections;
+use siembox_exporter::audit::sshd::{Setting, SshdSettings};
 use siembox_exporter::config::CheckConfig;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -25,8 +26,8 @@ const SECTIONS: &[&str] = &[
     "meta",
     "static",
     "procs",
-    "sshd_t",
-    "sshd_config",
+    "sshd",
+    "fail2ban",
     "firewall",
     "auto_updates",
     "updates",
@@ -57,6 +58,12 @@ const KEYS: &[&str] = &[
     "apt_unattended",
     "unattended_upgrades",
     "unit dnf-automatic.timer",
+    "unit apt-daily-upgrade.timer",
+    "sshd_jail",
+    "lists_mtime",
+    "now",
+    "netfilter_loaded",
+    "netfilter_builtin",
     "manager",
     "pending",
     "security",
@@ -130,6 +137,20 @@ fn line() -> impl Strategy<Value = String> {
             .prop_map(|(k, v)| format!("{k} {v}")),
         "(/etc/ssh/|/etc/ssh/sshd_config.d/)[a-z*?.]{0,12}"
             .prop_map(|p| format!("#siembox-file {p}")),
+        (
+            prop::sample::select(
+                &[
+                    "#siembox-unreadable ",
+                    "#siembox-mtime ",
+                    "listener pid=1 config=/etc/ssh/sshd_config loaded=",
+                    "effective sshd -T",
+                    "KbdInteractiveAuthentication ",
+                    "UsePAM ",
+                ][..]
+            ),
+            value(),
+        )
+            .prop_map(|(k, v)| format!("{k}{v}")),
         ("/[a-z/]{0,12}", value()).prop_map(|(m, v)| format!("{m} {v}%")),
         (
             prop::sample::select(&["tcp", "udp", "tcp6", "udp6", "x"][..]),
@@ -286,9 +307,17 @@ fn check_output(text: &str) {
         assert_eq!(unique.len(), listeners.len(), "listeners repeated");
     }
     let sshd = SshdSettings::from_sections(&s);
-    let ports: HashSet<_> = sshd.ports.iter().collect();
-    assert_eq!(ports.len(), sshd.ports.len(), "ports repeated");
-    assert!(sshd.ports.len() <= 256, "{} ports", sshd.ports.len());
+    assert!(
+        sshd.listeners.len() <= 16,
+        "{} listeners",
+        sshd.listeners.len()
+    );
+    for l in &sshd.listeners {
+        let ports: HashSet<_> = l.ports.iter().collect();
+        assert_eq!(ports.len(), l.ports.len(), "ports repeated");
+        assert!(l.ports.len() <= 256, "{} ports", l.ports.len());
+    }
+    assert!(sshd.ports().len() <= 256);
     let _ = static_facts(&s);
 }
 
@@ -365,16 +394,17 @@ fn every_seed_parses_and_captured_ones_are_cut_off_when_truncated() {
 #[test]
 fn hostile_outputs_finish_and_stay_bounded() {
     let fan_out = format!(
-        "==siembox:sshd_config==\n#siembox-file /etc/ssh/sshd_config\nPermitRootLogin no\nInclude {}\n==siembox:end==\n",
+        "==siembox:sshd==\nlistener pid=1 config=/etc/ssh/sshd_config loaded=-\n#siembox-file /etc/ssh/sshd_config\nPermitRootLogin no\nInclude {}\n==siembox:end==\n",
         ["/etc/ssh/sshd_config"; 10].join(" ")
     );
     let glob = format!(
-        "==siembox:sshd_config==\n#siembox-file /etc/ssh/sshd_config\nInclude /etc/ssh/{}*b\n#siembox-file /etc/ssh/{}\nPort 1\n==siembox:end==\n",
+        "==siembox:sshd==\nlistener pid=1 config=/etc/ssh/sshd_config loaded=-\n#siembox-file /etc/ssh/sshd_config\nInclude /etc/ssh/{}*b\n#siembox-file /etc/ssh/{}\nPort 1\n==siembox:end==\n",
         "*a".repeat(40),
         "a".repeat(200)
     );
     let mut every_port = String::from("==siembox:listening==\n");
-    let mut sshd_ports = String::from("==siembox:sshd_t==\n");
+    let mut sshd_ports =
+        String::from("==siembox:sshd==\nlistener pid=1 config=/c loaded=-\neffective sshd -T\n");
     for p in 1..=65535u32 {
         every_port.push_str(&format!("tcp 0.0.0.0:{p}\nudp [::]:{p}\n"));
         sshd_ports.push_str(&format!("port {p}\n"));
@@ -395,9 +425,9 @@ fn hostile_outputs_finish_and_stay_bounded() {
     }
     // The fan-out still reads the first value, and the port list stops where sshd's would.
     let s = SshdSettings::from_sections(&Sections::parse(&fan_out));
-    assert_eq!(s.permit_root_login.as_deref(), Some("no"));
+    assert_eq!(s.listeners[0].permit_root_login, Setting::Set("no".into()));
     let s = SshdSettings::from_sections(&Sections::parse(&hostile_ports));
-    assert_eq!(s.ports.len(), 256);
+    assert_eq!(s.listeners[0].ports.len(), 256);
     let listeners = public_listeners(&Sections::parse(&hostile_ports)).unwrap();
     assert_eq!(listeners.len(), 2 * 65535);
 }

@@ -517,3 +517,53 @@ async fn unknown_prober_answers_400_like_blackbox() {
         assert_eq!(mine.body.trim(), bb.body.trim(), "{query}");
     }
 }
+
+/// `--config.check` run as the exporter's (non-root) user fails when a key file it names exists
+/// but cannot be read (mode 600 root), as it fails for a missing one.
+#[test]
+fn config_check_fails_on_a_key_file_the_user_cannot_read() {
+    let exe = env!("CARGO_BIN_EXE_siembox-exporter");
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("id_ed25519");
+    std::fs::write(&key, "not a key, only its mode matters\n").unwrap();
+    let yml = dir.path().join("audit.yml");
+    std::fs::write(
+        &yml,
+        format!(
+            "modules:\n  a:\n    prober: ssh_audit\n    ssh_audit:\n      user: audit\n      private_key_file: {}\n      known_hosts_file: {}\nservers: []\n",
+            key.display(),
+            yml.display()
+        ),
+    )
+    .unwrap();
+    let chmod = |mode: &str, p: &std::path::Path| {
+        assert!(Command::new("chmod")
+            .arg(mode)
+            .arg(p)
+            .status()
+            .unwrap()
+            .success());
+    };
+    chmod("755", dir.path());
+    chmod("644", &yml);
+    chmod("600", &key);
+    let check_as_nobody = || {
+        Command::new("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .arg(exe)
+            .args(["--config.check", "--config.file"])
+            .arg(&yml)
+            .output()
+            .unwrap()
+    };
+    let out = check_as_nobody();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("id_ed25519") && stderr.contains("ermission denied"),
+        "{stderr}"
+    );
+    chmod("644", &key);
+    let out = check_as_nobody();
+    assert!(out.status.success(), "{out:?}");
+}

@@ -6,8 +6,10 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use support::sshd::{counted_maxima, counting_wrapper, KeyPair, Sshd, SshdOptions};
-use support::{metric_value, metric_value_with, Exporter};
+use support::sshd::{
+    chmod, counted_maxima, counting_wrapper, KeyPair, Sshd, SshdOptions, TempUser,
+};
+use support::{metric_value, metric_value_with, request, Exporter};
 
 struct Fixture {
     dir: PathBuf,
@@ -694,4 +696,529 @@ async fn cache_for_serves_a_fresh_result_without_auditing_again() {
         Some(1.0),
         "{m}"
     );
+}
+
+/// One audit through `/probe?debug=true`: check → (status word, detail), and the check values.
+struct Verdicts {
+    body: String,
+}
+
+impl Verdicts {
+    async fn of(ex: &Exporter, target: &str) -> Verdicts {
+        Self::of_module(ex, "vps_audit", target).await
+    }
+
+    async fn of_module(ex: &Exporter, module: &str, target: &str) -> Verdicts {
+        let body = debug_probe(ex, module, target).await;
+        assert!(body.contains("probe_success 1"), "{body}");
+        Verdicts { body }
+    }
+
+    fn has(&self, check: &str) -> bool {
+        self.body.contains(&format!("msg=\"check {check} "))
+    }
+
+    fn status(&self, check: &str) -> &str {
+        self.line(check).split(':').next().unwrap_or("")
+    }
+
+    fn detail(&self, check: &str) -> &str {
+        self.line(check).split_once(": ").map_or("", |x| x.1)
+    }
+
+    fn line(&self, check: &str) -> &str {
+        let start = format!("msg=\"check {check} ");
+        let Some(at) = self.body.find(&start) else {
+            panic!("no {check} in {}", self.body)
+        };
+        let rest = &self.body[at + start.len()..];
+        &rest[..rest.find("\"\n").unwrap_or(rest.len())]
+    }
+
+    fn value(&self, check: &str) -> Option<f64> {
+        metric_value_with(
+            &self.body,
+            "siembox_vps_audit_check_value",
+            &[("check", check)],
+        )
+    }
+}
+
+fn audit_config(f: &Fixture, sshd: &Sshd, user: &str) -> String {
+    let kh = write(
+        &f.dir,
+        "known_hosts",
+        &format!("{}\n", sshd.known_hosts_line()),
+    );
+    config(
+        &f.client.private,
+        &kh,
+        "{max_connections: 2}",
+        &[server("box", sshd)],
+    )
+    .replace("user: root", &format!("user: {user}"))
+}
+
+/// The sshd checks grade what the listening sshds run, in a PID namespace of their own (the
+/// audited "server"): the test's sshd with its own `-f` file (PermitRootLogin yes, unlike this
+/// machine's /etc/ssh/sshd_config), then a second sshd that takes passwords through
+/// keyboard-interactive PAM, then that sshd's file edited but not reloaded, then reloaded.
+#[tokio::test]
+async fn sshd_checks_grade_the_listening_sshds_not_etc_ssh() {
+    let f = fixture();
+    let sshd = Sshd::start_isolated(
+        SshdOptions {
+            authorized: vec![f.client.public_line.clone()],
+            ..Default::default()
+        },
+        "",
+    );
+    let ex = Exporter::start(&audit_config(&f, &sshd, "root")).await;
+
+    let v = Verdicts::of(&ex, "box").await;
+    assert_eq!(v.status("ssh_root_login"), "fail", "{}", v.body);
+    assert_eq!(v.value("ssh_root_login"), Some(2.0));
+    assert_eq!(v.status("ssh_password_auth"), "pass", "{}", v.body);
+    assert_eq!(v.value("ssh_port"), Some(f64::from(sshd.port)));
+    assert!(v.detail("ssh_root_login").contains("sshd -T"), "as root");
+
+    let second = sshd.start_sibling(
+        "PermitRootLogin no\nPasswordAuthentication no\nKbdInteractiveAuthentication yes\nUsePAM yes\n",
+        &[],
+    );
+    let v = Verdicts::of(&ex, "box").await;
+    assert_eq!(v.status("ssh_password_auth"), "fail", "{}", v.body);
+    let detail = v.detail("ssh_password_auth");
+    assert!(
+        detail.contains(&second.config.display().to_string())
+            && detail.contains("KbdInteractiveAuthentication yes with UsePAM yes"),
+        "{detail}"
+    );
+    assert_eq!(
+        v.status("ssh_root_login"),
+        "fail",
+        "the first sshd still allows root"
+    );
+    let ports = v.detail("ssh_port");
+    assert!(
+        ports.contains(&format!("Port {}", sshd.port))
+            && ports.contains(&format!("Port {}", second.port)),
+        "{ports}"
+    );
+
+    // Edited on disk (a second later, so its mtime is after the load) but not reloaded: what runs
+    // is not what the file says, so the audit cannot tell.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let text = std::fs::read_to_string(&second.config).unwrap();
+    std::fs::write(
+        &second.config,
+        text.replace(
+            "KbdInteractiveAuthentication yes",
+            "KbdInteractiveAuthentication no",
+        ),
+    )
+    .unwrap();
+    let v = Verdicts::of(&ex, "box").await;
+    assert_eq!(v.status("ssh_password_auth"), "unknown", "{}", v.body);
+    assert!(
+        v.detail("ssh_password_auth").contains("reload sshd"),
+        "{}",
+        v.detail("ssh_password_auth")
+    );
+    assert_eq!(
+        v.status("ssh_root_login"),
+        "fail",
+        "a proven fail stays a fail"
+    );
+
+    second.reload();
+    let v = Verdicts::of(&ex, "box").await;
+    assert_eq!(v.status("ssh_password_auth"), "pass", "{}", v.body);
+
+    // A third sshd whose file says no, but whose command line says yes (sshd keeps the -o value).
+    let third = sshd.start_sibling(
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\n",
+        &["-o", "PasswordAuthentication=yes"],
+    );
+    let v = Verdicts::of(&ex, "box").await;
+    assert_eq!(v.status("ssh_password_auth"), "fail", "{}", v.body);
+    let detail = v.detail("ssh_password_auth");
+    assert!(
+        detail.contains(&format!(
+            "({}): PasswordAuthentication yes",
+            third.config.display()
+        )),
+        "{detail}"
+    );
+}
+
+/// As an ordinary user (no sudo): a drop-in the user cannot read leaves every setting it may
+/// set unknown, naming the file, instead of grading sshd's defaults; once readable, its
+/// `PermitRootLogin no` (which sshd -T confirms) is graded over the main file's later `yes`.
+#[tokio::test]
+async fn an_unreadable_sshd_drop_in_is_unknown_not_a_default() {
+    let f = fixture();
+    let user = TempUser::create("dropin");
+    let conf_d = tempfile::tempdir().unwrap();
+    let drop_in = write(
+        conf_d.path(),
+        "10-hard.conf",
+        "PermitRootLogin no\nPasswordAuthentication no\n",
+    );
+    chmod("755", conf_d.path());
+    chmod("600", &drop_in);
+    let sshd = Sshd::start_isolated(
+        SshdOptions {
+            authorized: vec![f.client.public_line.clone()],
+            ..Default::default()
+        },
+        &format!("Include {}/*.conf\n", conf_d.path().display()),
+    );
+    // The user reads the main file and its authorized_keys, not the drop-in.
+    chmod("755", &sshd.dir);
+    chmod("644", &sshd.config);
+    chmod("644", &sshd.dir.join("authorized_keys"));
+    let truth = std::process::Command::new("/usr/sbin/sshd")
+        .arg("-T")
+        .arg("-f")
+        .arg(&sshd.config)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&truth.stdout).contains("permitrootlogin no"));
+    let ex = Exporter::start(&audit_config(&f, &sshd, &user.name)).await;
+
+    let v = Verdicts::of(&ex, "box").await;
+    for check in ["ssh_root_login", "ssh_password_auth", "ssh_port"] {
+        assert_eq!(v.status(check), "unknown", "{check}: {}", v.body);
+        assert!(
+            v.detail(check).contains("10-hard.conf is not readable"),
+            "{check}: {}",
+            v.detail(check)
+        );
+    }
+
+    // This kernel has netfilter built in (no /proc/modules to say otherwise) and an ordinary
+    // user can read no rule: the firewall cannot be graded either way.
+    assert!(Path::new("/proc/net/ip_tables_names").exists());
+    assert_eq!(v.status("firewall"), "unknown", "{}", v.body);
+
+    chmod("644", &drop_in);
+    let v = Verdicts::of(&ex, "box").await;
+    assert_eq!(v.status("ssh_root_login"), "pass", "{}", v.body);
+    assert!(v.detail("ssh_root_login").contains("config files"));
+    assert_eq!(v.status("ssh_password_auth"), "pass", "{}", v.body);
+    assert_eq!(v.value("ssh_port"), Some(f64::from(sshd.port)));
+}
+
+/// failed_logins counts each failed attempt once, and only those of the last 24 h. The audited
+/// namespace gets its own /var/log (a tmpfs) with an auth.log as sshd, PAM and rsyslog write it:
+/// three sshd attempts of the last day, each logged three times (Invalid user, pam_unix failure,
+/// Failed …), one RFC 3339 line, a "message repeated 2 times", an su failure — 7 attempts — and
+/// attempts 25 h, 30 h and 47 h old that must not count.
+#[tokio::test]
+async fn failed_logins_counts_attempts_once_within_24h() {
+    let f = fixture();
+    let sshd = Sshd::start_isolated(
+        SshdOptions {
+            authorized: vec![f.client.public_line.clone()],
+            ..Default::default()
+        },
+        "",
+    );
+    sshd.inside(
+        r#"mount -t tmpfs siembox-test-log /var/log
+t() { date -d "@$(( $(date +%s) - $1 ))" '+%b %e %H:%M:%S'; }
+iso() { date -d "@$(( $(date +%s) - $1 ))" '+%Y-%m-%dT%H:%M:%S.000000%:z'; }
+attempt() { # AGE PID USER
+  echo "$(t $1) box sshd[$2]: Invalid user $3 from 192.0.2.7 port 4$2"
+  echo "$(t $1) box sshd[$2]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.7"
+  echo "$(t $1) box sshd[$2]: Failed password for invalid user $3 from 192.0.2.7 port 4$2 ssh2"
+}
+{
+  attempt 169200 101 old47h
+  attempt 90000 102 old25h
+  echo "$(iso 108000) box sshd[103]: Failed password for root from 192.0.2.8 port 40103 ssh2"
+  attempt 82800 104 admin
+  attempt 7200 105 oracle
+  echo "$(t 7000) box sshd[106]: message repeated 2 times: [ Failed password for root from 192.0.2.9 port 40106 ssh2]"
+  echo "$(iso 3600) box sshd[107]: Failed publickey for invalid user git from 192.0.2.10 port 40107 ssh2: ED25519 SHA256:x"
+  echo "$(t 600) box su[108]: pam_unix(su:auth): authentication failure; logname=bob uid=1000 euid=0 tty=pts/0 ruser=bob rhost=  user=root"
+  attempt 60 109 test
+} > /var/log/auth.log"#,
+    );
+    let ex = Exporter::start(&audit_config(&f, &sshd, "root")).await;
+    let v = Verdicts::of(&ex, "box").await;
+    assert_eq!(v.value("failed_logins"), Some(7.0), "{}", v.body);
+    assert_eq!(
+        v.status("failed_logins"),
+        "pass",
+        "below the warn threshold of 10"
+    );
+}
+
+/// Two ssh_audit modules with different settings audit one server: each grades the same apt
+/// state with its own thresholds (heavy results are cached per module and server, not shared),
+/// and a module that switches pending_updates off does not report it from another's cache.
+#[tokio::test]
+async fn modules_do_not_share_heavy_results_or_switched_off_checks() {
+    let f = fixture();
+    let sshd = Sshd::start(SshdOptions {
+        authorized: vec![f.client.public_line.clone()],
+        ..Default::default()
+    });
+    let kh = write(
+        &f.dir,
+        "known_hosts",
+        &format!("{}\n", sshd.known_hosts_line()),
+    );
+    let module = |name: &str, checks: &str| {
+        format!(
+            "  {name}:\n    prober: ssh_audit\n    timeout: 60s\n    ssh_audit:\n      user: root\n      private_key_file: {}\n      known_hosts_file: {}\n      checks: {checks}\n",
+            f.client.private.display(),
+            kh.display()
+        )
+    };
+    let yaml = format!(
+        "modules:\n{}{}{}servers:\n  - {}\n",
+        module(
+            "strict",
+            "{pending_updates: {warn: 0, fail: 1000000}, suid_files: {enabled: false}}"
+        ),
+        module(
+            "lenient",
+            "{pending_updates: {warn: 1000000, fail: 2000000}, suid_files: {enabled: false}}"
+        ),
+        module("off", LIGHT),
+        server("box", &sshd)
+    );
+    let ex = Exporter::start(&yaml).await;
+    let strict = Verdicts::of_module(&ex, "strict", "box").await;
+    let lenient = Verdicts::of_module(&ex, "lenient", "box").await;
+    let off = Verdicts::of_module(&ex, "off", "box").await;
+    assert_eq!(strict.status("pending_updates"), "warn", "{}", strict.body);
+    assert_eq!(
+        lenient.status("pending_updates"),
+        "pass",
+        "{}",
+        lenient.body
+    );
+    assert_eq!(
+        strict.value("pending_updates"),
+        lenient.value("pending_updates"),
+        "one apt state"
+    );
+    assert!(!off.has("pending_updates"), "{}", off.body);
+    assert!(!off.has("security_updates"), "{}", off.body);
+}
+
+/// disk_usage goes by filesystem type, not by the name df shows as source: on the audited
+/// "server", a full 64 KiB tmpfs mounted as "tmpfs" and a half-full one mounted as "scratch"
+/// are both measured, and the full one fails the check.
+#[tokio::test]
+async fn disk_usage_measures_tmpfs_whatever_its_name() {
+    let f = fixture();
+    let sshd = Sshd::start_isolated(
+        SshdOptions {
+            authorized: vec![f.client.public_line.clone()],
+            ..Default::default()
+        },
+        "",
+    );
+    let mnt = tempfile::tempdir().unwrap();
+    let (full, half) = (mnt.path().join("full"), mnt.path().join("half"));
+    std::fs::create_dir(&full).unwrap();
+    std::fs::create_dir(&half).unwrap();
+    sshd.inside(&format!(
+        "mount -t tmpfs -o size=64k tmpfs {full} && mount -t tmpfs -o size=64k scratch {half} \
+         && (dd if=/dev/zero of={full}/fill bs=4k 2>/dev/null; true) \
+         && dd if=/dev/zero of={half}/fill bs=4k count=8 2>/dev/null",
+        full = full.display(),
+        half = half.display()
+    ));
+    let ex = Exporter::start(&audit_config(&f, &sshd, "root")).await;
+    let v = Verdicts::of(&ex, "box").await;
+    let used = |m: &Path| {
+        metric_value_with(
+            &v.body,
+            "siembox_vps_audit_disk_used_percent",
+            &[("mount", &m.display().to_string())],
+        )
+    };
+    assert_eq!(used(&full), Some(100.0), "{}", v.body);
+    assert_eq!(used(&half), Some(50.0), "{}", v.body);
+    assert_eq!(v.status("disk_usage"), "fail", "{}", v.body);
+    assert_eq!(v.value("disk_usage"), Some(100.0));
+}
+
+/// auto_updates: unattended-upgrades installed and APT::Periodic::Unattended-Upgrade "1" pass
+/// while apt-daily-upgrade.timer (what runs it under systemd) is enabled, and warn once it is
+/// masked. The audited namespace gets that state: the package in its dpkg status, the apt
+/// setting in its own apt.conf.d, then a mask link in its own /etc/systemd/system.
+#[tokio::test]
+async fn auto_updates_warns_when_the_upgrade_timer_is_masked() {
+    let f = fixture();
+    let sshd = Sshd::start_isolated(
+        SshdOptions {
+            authorized: vec![f.client.public_line.clone()],
+            ..Default::default()
+        },
+        "",
+    );
+    let timer = "/lib/systemd/system/apt-daily-upgrade.timer";
+    assert!(Path::new(timer).exists(), "apt's timer unit ships here");
+    let state = tempfile::tempdir().unwrap();
+    sshd.inside(&format!(
+        "set -e; s={d}/status; cp /var/lib/dpkg/status $s
+printf '\\nPackage: unattended-upgrades\\nStatus: install ok installed\\nVersion: 2.9.1\\nArchitecture: all\\n\\n' >> $s
+mount --bind $s /var/lib/dpkg/status
+mount -t tmpfs apt-conf /etc/apt/apt.conf.d
+echo 'APT::Periodic::Unattended-Upgrade \"1\";' > /etc/apt/apt.conf.d/20auto-upgrades",
+        d = state.path().display()
+    ));
+    let ex = Exporter::start(&audit_config(&f, &sshd, "root")).await;
+    let enabled = std::process::Command::new("systemctl")
+        .args(["is-enabled", "apt-daily-upgrade.timer"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&enabled.stdout).trim(), "enabled");
+    let v = Verdicts::of(&ex, "box").await;
+    assert_eq!(v.status("auto_updates"), "pass", "{}", v.body);
+
+    // systemctl mask, on this "server" only: the unit linked to /dev/null.
+    sshd.inside(
+        "mount -t tmpfs units /etc/systemd/system && ln -s /dev/null /etc/systemd/system/apt-daily-upgrade.timer",
+    );
+    let v = Verdicts::of(&ex, "box").await;
+    assert_eq!(v.status("auto_updates"), "warn", "{}", v.body);
+    assert!(
+        v.detail("auto_updates")
+            .contains("apt-daily-upgrade.timer is masked"),
+        "{}",
+        v.detail("auto_updates")
+    );
+}
+
+/// pending_updates counts nothing from package lists that are missing or old: with an empty
+/// /var/lib/apt/lists on the audited "server" it is unknown, with lists 10 days old it is
+/// unknown and says their age, and with this machine's fresh lists it is graded.
+#[tokio::test]
+async fn pending_updates_is_unknown_on_missing_or_old_package_lists() {
+    let f = fixture();
+    let sshd = Sshd::start_isolated(
+        SshdOptions {
+            authorized: vec![f.client.public_line.clone()],
+            ..Default::default()
+        },
+        "",
+    );
+    let module = |interval: &str| {
+        let kh = write(
+            &f.dir,
+            "known_hosts",
+            &format!("{}\n", sshd.known_hosts_line()),
+        );
+        config_with(
+            &f.client.private,
+            &kh,
+            "{max_connections: 2}",
+            &format!(
+                "{{pending_updates: {{interval: {interval}}}, suid_files: {{enabled: false}}}}"
+            ),
+            &[server("box", &sshd)],
+        )
+    };
+    // Fresh lists first (this machine's), then the same server with none, then old ones.
+    let ex = Exporter::start(&module("1ms")).await;
+    let v = Verdicts::of(&ex, "box").await;
+    assert_ne!(v.status("pending_updates"), "unknown", "{}", v.body);
+
+    sshd.inside(
+        "set -e; mount -t tmpfs no-lists /var/lib/apt/lists; mkdir /var/lib/apt/lists/partial
+         if [ -d /var/lib/apt/periodic ]; then mount -t tmpfs no-stamp /var/lib/apt/periodic; fi",
+    );
+    let v = Verdicts::of(&ex, "box").await;
+    assert_eq!(v.status("pending_updates"), "unknown", "{}", v.body);
+    assert!(v.detail("pending_updates").contains("no package lists"));
+    assert_eq!(v.status("security_updates"), "unknown");
+
+    sshd.inside(
+        "cd /var/lib/apt/lists && touch -d '10 days ago' deb.example_dists_stable_InRelease \
+         deb.example_dists_stable_main_binary-amd64_Packages",
+    );
+    let v = Verdicts::of(&ex, "box").await;
+    assert_eq!(v.status("pending_updates"), "unknown", "{}", v.body);
+    assert!(
+        v.detail("pending_updates").contains("10 days old"),
+        "{}",
+        v.detail("pending_updates")
+    );
+}
+
+/// README step 1: `useradd` leaves the account locked (`!` as its password), which sshd without
+/// PAM refuses even with the right key; `usermod -p '*'` unlocks it without giving a password.
+#[tokio::test]
+async fn a_locked_audit_account_is_refused_until_unlocked() {
+    let f = fixture();
+    let user = TempUser::create("locked");
+    let sshd = Sshd::start(SshdOptions {
+        authorized: vec![f.client.public_line.clone()],
+        ..Default::default()
+    });
+    chmod("755", &sshd.dir);
+    chmod("644", &sshd.dir.join("authorized_keys"));
+    let usermod = |password: &str| {
+        assert!(std::process::Command::new("usermod")
+            .args(["-p", password, &user.name])
+            .status()
+            .unwrap()
+            .success());
+    };
+    usermod("!");
+    let ex = Exporter::start(&audit_config(&f, &sshd, &user.name)).await;
+    let (_, body) = ex.probe("vps_audit", "box").await;
+    assert_eq!(metric_value(&body, "probe_success"), Some(0.0), "{body}");
+    assert!(
+        sshd.log_text().contains("account is locked"),
+        "{}",
+        sshd.log_text()
+    );
+    usermod("*");
+    let (_, body) = ex.probe("vps_audit", "box").await;
+    assert_eq!(metric_value(&body, "probe_success"), Some(1.0), "{body}");
+}
+
+/// A reload that changes a module's thresholds re-grades its heavy checks at the next audit
+/// instead of serving findings graded with the old settings until their interval ends.
+#[tokio::test]
+async fn a_reload_with_new_thresholds_regrades_cached_heavy_checks() {
+    let f = fixture();
+    let sshd = Sshd::start(SshdOptions {
+        authorized: vec![f.client.public_line.clone()],
+        ..Default::default()
+    });
+    let kh = write(
+        &f.dir,
+        "known_hosts",
+        &format!("{}\n", sshd.known_hosts_line()),
+    );
+    let yaml = |warn: u32| {
+        config_with(
+            &f.client.private,
+            &kh,
+            "{max_connections: 2}",
+            &format!(
+                "{{pending_updates: {{warn: {warn}, fail: 2000000, interval: 6h}}, suid_files: {{enabled: false}}}}"
+            ),
+            &[server("box", &sshd)],
+        )
+    };
+    let file = write(&f.dir, "siembox.yml", &yaml(0));
+    let ex = Exporter::start_file(file.clone()).await;
+    let v = Verdicts::of(&ex, "box").await;
+    assert_eq!(v.status("pending_updates"), "warn", "{}", v.body);
+    write(&f.dir, "siembox.yml", &yaml(1_000_000));
+    let r = request("POST", &ex.url("/-/reload"), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = Verdicts::of(&ex, "box").await;
+    assert_eq!(v.status("pending_updates"), "pass", "{}", v.body);
 }

@@ -1,13 +1,21 @@
-# siembox VPS audit: one POSIX sh script, read from stdin by `sh -s -- BOOT_ID UPDATES SUID`.
+# siembox VPS audit: one POSIX sh script, read from stdin by `sh -s -- BOOT_ID UPDATES SUID SUDO`.
 # BOOT_ID: the boot id the exporter cached static facts for ("-" for none); static facts are
 # printed only when the boot id differs. UPDATES / SUID: 1 to run that heavy section this time.
+# SUDO: 1 when examples/sudoers-siembox-audit is installed (read-only commands via `sudo -n`).
 # Every section starts with a "==siembox:NAME==" line; a missing tool prints "missing", never fails.
 # Runs on dash, bash and busybox ash; everything else is optional.
 export LC_ALL=C PATH="$PATH:/usr/sbin:/sbin:/usr/bin:/bin"
 cached_boot="${1:--}"
 run_updates="${2:-0}"
 run_suid="${3:-0}"
+use_sudo="${4:-0}"
 have() { command -v "$1" >/dev/null 2>&1; }
+# A read-only command as root: directly when root, with `sudo -n` when allowed, else it fails.
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif [ "$use_sudo" = 1 ] && have sudo; then sudo -n "$@"
+  else return 126; fi
+}
 section() { echo "==siembox:$1=="; }
 
 section meta
@@ -27,26 +35,91 @@ section procs
 # Process names from /proc: one cheap source for fail2ban, time sync and syslog checks.
 cat /proc/[0-9]*/comm 2>/dev/null | grep -xE 'fail2ban-server|crowdsec|chronyd|ntpd|openntpd|systemd-timesyn|rsyslogd|syslog-ng|syslogd|systemd-journal|sshd' | sort -u
 
-section sshd_t
-if have sshd; then sshd -T 2>/dev/null | grep -iE '^(permitrootlogin|passwordauthentication|kbdinteractiveauthentication|port) '; fi
-
-section sshd_config
-for f in /etc/ssh/sshd_config /etc/ssh/sshd_config.d/*.conf; do
-  if [ -r "$f" ]; then echo "#siembox-file $f"; grep -iE '^[[:space:]]*(permitrootlogin|passwordauthentication|port|include|match)[[:space:]]' "$f"; fi
+section sshd
+# The settings of every sshd actually listening, not just /etc/ssh/sshd_config: a listener's
+# title is "sshd: ARGV [listener] ..." (OpenSSH >= 8.2) or its bare argv; per-connection
+# processes are "sshd: user...". Each listener's -f file is dumped with its Includes (relevant
+# lines only), unreadable ones named, mtimes beside the listener's load time so a file edited
+# but not reloaded shows; `sshd -T` runs when root, or via `sudo -n` when the sudoers allow it.
+sshd_dump() { # FILE DEPTH (dash, bash and busybox ash all have `local`)
+  local pat inc
+  if [ ! -r "$1" ]; then echo "#siembox-unreadable $1"; return; fi
+  echo "#siembox-file $1"
+  echo "#siembox-mtime $(stat -c %Y "$1" 2>/dev/null)"
+  grep -iE '^[[:space:]]*(permitrootlogin|passwordauthentication|kbdinteractiveauthentication|challengeresponseauthentication|usepam|port|include|match)([[:space:]]|=)' "$1" 2>/dev/null
+  [ "$2" -lt 3 ] || return
+  for pat in $(sed -n 's/^[[:space:]]*[Ii][Nn][Cc][Ll][Uu][Dd][Ee][[:space:]=]*//p' "$1" 2>/dev/null); do
+    case "$pat" in /*) ;; *) pat="/etc/ssh/$pat" ;; esac
+    for inc in $pat; do
+      if [ -e "$inc" ]; then sshd_dump "$inc" $(( $2 + 1 ))
+      elif [ -e "${pat%/*}" ] && { [ ! -r "${pat%/*}" ] || [ ! -x "${pat%/*}" ]; }; then echo "#siembox-unreadable $pat"
+      fi
+    done
+  done
+}
+btime=$(awk '/^btime/ { print $2 }' /proc/stat 2>/dev/null)
+hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
+found=0
+for c in $(grep -lx sshd /proc/[0-9]*/comm 2>/dev/null); do
+  d=${c%/comm}; pid=${d#/proc/}
+  cmd=$(tr '\0' ' ' < "$d/cmdline" 2>/dev/null)
+  case "$cmd" in *"[listener]"*) cmd=${cmd#sshd: } ;; "sshd: "*|"") continue ;; esac
+  found=1
+  set -- $cmd
+  bin=$1; conf=/etc/ssh/sshd_config; opts=""; ports=""
+  # -o KEY=VALUE on the command line comes before the file (sshd keeps the first value); -p PORT
+  # replaces the file's Port lines.
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      -f) conf=${2:-$conf}; shift ;; -f*) conf=${1#-f} ;;
+      -o) opts="$opts ${2:-}"; shift ;; -o*) opts="$opts ${1#-o}" ;;
+      -p) ports="$ports ${2:-}"; shift ;; -p*) ports="$ports ${1#-p}" ;;
+    esac; shift
+  done
+  # Loaded: the later of the process start and its pid file's mtime (SIGHUP re-execs in place).
+  start=$(awk -v b="$btime" -v hz="$hz" '{ sub(/.*\) /, ""); printf "%d", b + $20 / hz }' "$d/stat" 2>/dev/null)
+  for pf in $(sed -n 's/^[[:space:]]*[Pp][Ii][Dd][Ff][Ii][Ll][Ee][[:space:]=]*//p' "$conf" 2>/dev/null) /run/sshd.pid /var/run/sshd.pid; do
+    if [ "$(cat "$pf" 2>/dev/null)" = "$pid" ]; then m=$(stat -c %Y "$pf" 2>/dev/null); [ "${m:-0}" -gt "${start:-0}" ] && start=$m; break; fi
+  done
+  echo "listener pid=$pid config=$conf loaded=${start:--}"
+  for o in $opts; do echo "option $o"; done
+  for p in $ports; do echo "option_port $p"; done
+  [ -x "$bin" ] || bin=sshd
+  t=$(as_root "$bin" -T -f "$conf" $(for o in $opts; do printf -- '-o %s ' "$o"; done; for p in $ports; do printf -- '-p %s ' "$p"; done) 2>/dev/null)
+  if [ -n "$t" ]; then echo "effective sshd -T"; echo "$t" | grep -iE '^(permitrootlogin|passwordauthentication|kbdinteractiveauthentication|usepam|port) '; fi
+  sshd_dump "$conf" 0
 done
+if [ "$found" = 0 ]; then echo "listener pid=- config=/etc/ssh/sshd_config loaded=-"; sshd_dump /etc/ssh/sshd_config 0; fi
 
 section firewall
-if have ufw; then echo "ufw=$(ufw status 2>/dev/null | head -n 1)"; else echo "ufw=missing"; fi
+if have ufw; then echo "ufw=$(as_root ufw status 2>/dev/null | head -n 1)"; else echo "ufw=missing"; fi
 if have firewall-cmd; then echo "firewalld=$(firewall-cmd --state 2>&1 | head -n 1)"; else echo "firewalld=missing"; fi
 if have nft; then
-  if nft list ruleset >/dev/null 2>&1; then echo "nft_rules=$(nft list ruleset 2>/dev/null | grep -cE '^[[:space:]]+(ip|ip6|tcp|udp|meta|ct|iif|oif|iifname|oifname|counter|accept|drop|reject|jump)')"; else echo "nft_rules=denied"; fi
+  if r=$(as_root nft list ruleset 2>/dev/null); then echo "nft_rules=$(echo "$r" | grep -cE '^[[:space:]]+(ip|ip6|tcp|udp|meta|ct|iif|oif|iifname|oifname|counter|accept|drop|reject|jump)')"; else echo "nft_rules=denied"; fi
 else echo "nft_rules=missing"; fi
 if have iptables; then
-  if iptables -S >/dev/null 2>&1; then
-    echo "iptables_rules=$(iptables -S 2>/dev/null | grep -c '^-A')"
-    echo "iptables_input_policy=$(iptables -S INPUT 2>/dev/null | awk '/^-P INPUT/ {print $3}')"
+  if r=$(as_root iptables -S 2>/dev/null); then
+    echo "iptables_rules=$(echo "$r" | grep -c '^-A')"
+    echo "iptables_input_policy=$(echo "$r" | awk '/^-P INPUT/ {print $3}')"
   else echo "iptables_rules=denied"; fi
 else echo "iptables_rules=missing"; fi
+# What an ordinary user can still see: a kernel with netfilter neither loaded (/proc/modules)
+# nor built in (modules.builtin) cannot hold any packet filter rule.
+if [ -r /proc/modules ]; then
+  echo "netfilter_loaded=$(awk '$1 ~ /^(nf_tables|ip_tables|ip6_tables|x_tables)$/ { printf "%s ", $1 }' /proc/modules)"
+  b=/lib/modules/$(uname -r)/modules.builtin
+  if [ -r "$b" ]; then echo "netfilter_builtin=$(grep -cE '/(nf_tables|x_tables|ip_tables|ip6_tables)\.ko' "$b")"; else echo "netfilter_builtin=unknown"; fi
+fi
+
+section fail2ban
+# A running fail2ban-server protects nothing without a jail for sshd (fail2ban-client needs root).
+if have fail2ban-client && grep -qsx fail2ban-server /proc/[0-9]*/comm; then
+  case "$(as_root fail2ban-client status sshd 2>&1)" in
+    *"Status for the jail"*) echo "sshd_jail=active" ;;
+    *"does not exist"*) echo "sshd_jail=missing" ;;
+    *) echo "sshd_jail=denied" ;;
+  esac
+fi
 
 section auto_updates
 if [ -d /etc/apt/apt.conf.d ]; then
@@ -56,7 +129,8 @@ if [ -d /etc/apt/apt.conf.d ]; then
   if have dpkg-query; then echo "unattended_upgrades=$(dpkg-query -W -f='${Status}' unattended-upgrades 2>/dev/null)"; fi
 fi
 if have systemctl; then
-  for t in dnf-automatic.timer dnf-automatic-install.timer yum-cron.service; do
+  # apt-daily-upgrade.timer is what runs unattended-upgrades under systemd: masked, it never runs.
+  for t in apt-daily-upgrade.timer dnf-automatic.timer dnf-automatic-install.timer yum-cron.service; do
     echo "unit $t=$(systemctl is-enabled "$t" 2>/dev/null)"
   done
 fi
@@ -66,6 +140,10 @@ if [ "$run_updates" = 1 ]; then
   section updates
   if have apt-get; then
     echo "manager=apt"
+    # Counts from missing or old package lists mean nothing: the newest list (or apt's own
+    # success stamp) says when they were last fetched.
+    newest=$(ls -t /var/lib/apt/lists/*Packages* /var/lib/apt/lists/*Release /var/lib/apt/periodic/update-success-stamp 2>/dev/null | head -n 1)
+    if [ -n "$newest" ]; then echo "lists_mtime=$(stat -c %Y "$newest" 2>/dev/null)"; else echo "lists_mtime=none"; fi
     apt-get -s -o Debug::NoLocking=1 upgrade 2>/dev/null | grep '^Inst ' | awk '{ n++ } /[Ss]ecurity/ { s++ } END { print "pending=" n + 0; print "security=" s + 0 }'
   elif have dnf; then
     echo "manager=dnf"
@@ -90,28 +168,58 @@ elif [ -d /var/lib/dpkg ]; then echo "reboot_required=no"
 else echo "reboot_required=unknown"; fi
 
 section failed_logins
-if have journalctl && [ -n "$(journalctl -q -n 1 --no-pager 2>/dev/null)" ]; then
+# One failed attempt is logged up to three times (sshd's "Invalid user", its "Failed password",
+# PAM's "authentication failure"): count sshd's "Failed <method> for" lines and PAM failures of
+# other services (su, login); rsyslog's "message repeated N times" counts N. In log files only
+# lines of the last 24 h count (ISO stamps compare as strings; classic ones as MMDDhh:mm:ss).
+failed_awk='
+  function attempts(l,  n) {
+    if (l ~ /sshd(-session)?\[[0-9]+\]: /) {
+      if (l !~ /Failed (password|publickey|keyboard-interactive[^ ]*|hostbased|gssapi[^ ]*) for /) return 0
+    } else if (l !~ /authentication failure/ || l ~ /\(sshd:auth\)/) return 0
+    n = 1
+    if (match(l, /message repeated [0-9]+ times/)) { n = substr(l, RSTART + 17, RLENGTH - 23) + 0 }
+    return n
+  }
+  function recent(  m, k) {
+    if (s == "") return 1
+    if ($1 ~ /^[0-9][0-9][0-9][0-9]-/) return substr($1, 1, 19) >= s
+    m = index("JanFebMarAprMayJunJulAugSepOctNovDec", $1); if (m == 0) return 0
+    k = sprintf("%02d%02d%s", (m + 2) / 3, $2, $3)
+    return c <= nc ? (k >= c && k <= nc) : (k >= c || k <= nc)
+  }
+  recent() { n += attempts($0) }
+  END { print "count=" n + 0 }'
+# Without these groups journalctl shows only the user's own entries: no answer, not zero.
+journal_all=0
+if [ "$(id -u)" = 0 ] || id -Gn 2>/dev/null | grep -qwE 'systemd-journal|adm|wheel'; then journal_all=1; fi
+if have journalctl && [ -n "$(journalctl -q -n 1 --no-pager 2>/dev/null)" ] && [ "$journal_all" = 0 ]; then
+  echo "source=unreadable"
+elif have journalctl && [ -n "$(journalctl -q -n 1 --no-pager 2>/dev/null)" ]; then
   echo "source=journal"
-  echo "count=$(journalctl -q --no-pager --since '-24h' 2>/dev/null | grep -cE 'Failed password|Invalid user|authentication failure|Failed publickey')"
+  journalctl -q --no-pager --since '-24h' 2>/dev/null | awk -v s= "$failed_awk"
 else
   log=""
   for f in /var/log/auth.log /var/log/secure /var/log/messages; do if [ -r "$f" ]; then log=$f; break; fi; done
   if [ -n "$log" ]; then
     echo "source=file"
-    # ISO timestamps (rsyslog RFC 3339) compare as strings; classic syslog lines match today or yesterday.
-    since_iso=$(date -u -d "@$(( $(date +%s) - 86400 ))" +%Y-%m-%dT%H:%M:%S 2>/dev/null)
-    today=$(date '+%b %e'); yesterday=$(date -d "@$(( $(date +%s) - 86400 ))" '+%b %e' 2>/dev/null)
-    echo "count=$(grep -E 'Failed password|Invalid user|authentication failure|Failed publickey' "$log" 2>/dev/null | awk -v s="$since_iso" -v t="$today" -v y="$yesterday" '
-      /^[0-9][0-9][0-9][0-9]-/ { if (s == "" || $1 >= s) n++; next }
-      { p = substr($0, 1, 6); if (p == t || p == y) n++ }
-      END { print n + 0 }')"
+    day_ago=$(( $(date +%s) - 86400 ))
+    awk -v s="$(date -d "@$day_ago" +%Y-%m-%dT%H:%M:%S 2>/dev/null)" \
+      -v c="$(date -d "@$day_ago" +%m%d%H:%M:%S 2>/dev/null)" -v nc="$(date +%m%d%H:%M:%S)" \
+      "$failed_awk" "$log"
+  elif [ -e /var/log/auth.log ] || [ -e /var/log/secure ]; then
+    echo "source=unreadable"
   else
     echo "source=none"
   fi
 fi
 
 section disk
-df -P -k 2>/dev/null | awk 'NR > 1 && $1 !~ /^(tmpfs|devtmpfs|udev|overlay|shm|none|cgroup.*|efivarfs)$/ { print $6, $5 }'
+# By filesystem type, not by df's source column (any name a mount was given): read-only images
+# (always full) and pseudo filesystems are skipped; tmpfs counts, a full /run breaks services.
+# A df without -T (old busybox) gives "-" as type.
+{ df -P -T -k 2>/dev/null || df -P -k 2>/dev/null | awk '{ $1 = $1 " -"; print }'; } |
+  awk 'NR > 1 && $2 !~ /^(devtmpfs|squashfs|iso9660|udf|erofs|ramfs|proc|sysfs|cgroup2?|efivarfs|nsfs|tracefs|debugfs|fuse\.(lxcfs|snapfuse))$/ { print $7, $6 }'
 
 section memory
 grep -E '^(MemTotal|MemAvailable|MemFree|Buffers|Cached):' /proc/meminfo 2>/dev/null
@@ -144,10 +252,12 @@ if [ -r /etc/security/pwquality.conf ]; then grep -E '^[[:space:]]*minlen[[:spac
 
 if [ "$run_suid" = 1 ]; then
   section suid
-  # Local filesystems only: network and pseudo filesystems are skipped, each mount is not crossed.
-  awk '$3 ~ /^(ext[234]|xfs|btrfs|zfs|f2fs|jfs|reiserfs|vfat)$/ { print $2 }' /proc/mounts 2>/dev/null | sort -u | while read -r mp; do
-    find "$mp" -xdev -type f -perm -4000 2>/dev/null
-  done | sort -u | head -n 500
+  # Local filesystems only: network and pseudo filesystems are skipped, each mount is not crossed;
+  # a tmpfs without nosuid can hold SUID programs too. What find cannot read makes the scan
+  # partial: counted ("#denied_count"), the first few named.
+  awk '$3 ~ /^(ext[234]|xfs|btrfs|zfs|f2fs|jfs|reiserfs|vfat)$/ || ($3 == "tmpfs" && $4 !~ /(^|,)nosuid(,|$)/) { print $2 }' /proc/mounts 2>/dev/null | sort -u | while read -r mp; do
+    find "$mp" -xdev -type f -perm -4000 2>&1
+  done | awk '/^find: / { d++; if (d <= 3) print "#denied " substr($0, 7); next } { print } END { print "#denied_count " d + 0 }' | sort -u | head -n 500
 fi
 
 section end

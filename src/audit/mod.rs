@@ -7,6 +7,7 @@ pub mod connect;
 pub mod metrics;
 pub mod pool;
 pub mod sections;
+pub mod sshd;
 
 use crate::config::{Config, SshAuditProbe};
 use crate::probe::recorder::{FailureReason, ProbeRecorder};
@@ -121,19 +122,28 @@ impl AuditOutcome {
     }
 }
 
-/// What the auditor remembers of a server between audits.
+/// What the auditor remembers of a server between audits of one module (modules differ in
+/// their check settings, so one module's heavy results are never another's).
 #[derive(Default)]
 struct ServerState {
     boot_id: Option<String>,
     facts: Option<(String, String)>,
     /// Heavy check → when it last ran and what it found.
     heavy: HashMap<&'static str, (Instant, Vec<Finding>)>,
+    /// The module's check settings those findings were graded with (a reload may change them).
+    settings: String,
+}
+
+/// The check settings of a module as one comparable string.
+fn settings_of(rules: &Rules<'_>) -> String {
+    serde_json::to_string(rules.checks).unwrap_or_default()
 }
 
 pub struct Auditor {
     pools: Mutex<HashMap<String, Arc<Pool>>>,
     stats: Arc<PoolStats>,
-    state: Mutex<HashMap<String, ServerState>>,
+    /// Per (module, server).
+    state: Mutex<HashMap<(String, String), ServerState>>,
     /// Latest outcome per (module, server): `cache_for` and `/metrics`.
     latest: Mutex<HashMap<(String, String), Arc<AuditOutcome>>>,
     pub(crate) metrics: metrics::AuditMetrics,
@@ -197,7 +207,9 @@ impl Auditor {
         self.pool_max.store(max as u64, Ordering::Relaxed);
         let names: std::collections::HashSet<&str> =
             config.servers.iter().map(|s| s.name.as_str()).collect();
-        self.state.lock().retain(|s, _| names.contains(s.as_str()));
+        self.state
+            .lock()
+            .retain(|(m, s), _| names.contains(s.as_str()) && modules.contains_key(m));
         self.latest
             .lock()
             .retain(|(m, s), _| names.contains(s.as_str()) && modules.contains_key(m));
@@ -305,8 +317,9 @@ impl Auditor {
         let rules = Rules {
             checks: &cfg.checks,
         };
-        let (cached_boot, run_updates, run_suid) = self.plan(&target.name, &rules);
-        let command = sections::command(cached_boot.as_deref(), run_updates, run_suid);
+        let key = (module_name.to_string(), target.name.clone());
+        let (cached_boot, run_updates, run_suid) = self.plan(&key, &rules);
+        let command = sections::command(cached_boot.as_deref(), run_updates, run_suid, cfg.sudo);
         // A pooled connection may have died since its last use; that shows only when used, so
         // one failure on a reused connection is retried on a fresh one.
         let mut tries = 0;
@@ -348,7 +361,7 @@ impl Auditor {
             );
         }
         let mut findings = checks::evaluate(&s, &rules);
-        let (os, kernel) = self.remember(&target.name, &s, &mut findings, run_updates, run_suid);
+        let (os, kernel) = self.remember(key, &s, &rules, &mut findings, (run_updates, run_suid));
         findings.sort_by_key(|f| checks::CHECKS.iter().position(|c| *c == f.check));
         AuditOutcome {
             server: target.name.clone(),
@@ -367,9 +380,11 @@ impl Auditor {
     }
 
     /// Which boot id the static facts are cached for, and which heavy sections are due.
-    fn plan(&self, server: &str, rules: &Rules<'_>) -> (Option<String>, bool, bool) {
+    fn plan(&self, key: &(String, String), rules: &Rules<'_>) -> (Option<String>, bool, bool) {
         let state = self.state.lock();
-        let st = state.get(server);
+        let st = state.get(key);
+        let settings = settings_of(rules);
+        let regrade = st.is_some_and(|s| s.settings != settings);
         let due = |check: &'static str, default_secs: u64| {
             if !rules.enabled(check) {
                 return false;
@@ -380,8 +395,10 @@ impl Auditor {
                 .and_then(|c| c.interval)
                 .map(|d| d.get())
                 .unwrap_or(Duration::from_secs(default_secs));
-            st.and_then(|s| s.heavy.get(check))
-                .is_none_or(|(at, _)| at.elapsed() >= every)
+            regrade
+                || st
+                    .and_then(|s| s.heavy.get(check))
+                    .is_none_or(|(at, _)| at.elapsed() >= every)
         };
         let boot = st
             .filter(|s| s.facts.is_some())
@@ -396,14 +413,15 @@ impl Auditor {
     /// Updates the per-server caches from this output and fills in cached heavy findings.
     fn remember(
         &self,
-        server: &str,
+        key: (String, String),
         s: &Sections<'_>,
+        rules: &Rules<'_>,
         findings: &mut Vec<Finding>,
-        ran_updates: bool,
-        ran_suid: bool,
+        (ran_updates, ran_suid): (bool, bool),
     ) -> (String, String) {
         let mut state = self.state.lock();
-        let st = state.entry(server.to_string()).or_default();
+        let st = state.entry(key).or_default();
+        st.settings = settings_of(rules);
         let boot = s.value("meta", "boot_id").map(str::to_string);
         if let Some(facts) = checks::static_facts(s) {
             st.facts = Some((cap(&facts.0), cap(&facts.1)));
@@ -430,13 +448,21 @@ impl Auditor {
                     pick(&["pending_updates", "security_updates"], findings),
                 ),
             );
-        } else if let Some((_, cached)) = st.heavy.get("pending_updates") {
+        } else if let Some((_, cached)) = st
+            .heavy
+            .get("pending_updates")
+            .filter(|_| rules.enabled("pending_updates"))
+        {
             extend_missing(findings, cached);
         }
         if ran_suid {
             st.heavy
                 .insert("suid_files", (now, pick(&["suid_files"], findings)));
-        } else if let Some((_, cached)) = st.heavy.get("suid_files") {
+        } else if let Some((_, cached)) = st
+            .heavy
+            .get("suid_files")
+            .filter(|_| rules.enabled("suid_files"))
+        {
             extend_missing(findings, cached);
         }
         st.facts

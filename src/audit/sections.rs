@@ -6,8 +6,9 @@ use std::collections::HashMap;
 /// The script, sent on stdin to `sh -s`.
 pub const SCRIPT: &str = include_str!("audit.sh");
 
-/// The command that runs the script: cached boot id ("-" for none) and the heavy-section flags.
-pub fn command(cached_boot_id: Option<&str>, updates: bool, suid: bool) -> String {
+/// The command that runs the script: cached boot id ("-" for none), the heavy-section flags and
+/// whether it may use `sudo -n`.
+pub fn command(cached_boot_id: Option<&str>, updates: bool, suid: bool, sudo: bool) -> String {
     // The boot id is echoed back by the server; keep only its own characters so nothing else
     // can reach the remote shell.
     let boot: String = cached_boot_id
@@ -16,7 +17,12 @@ pub fn command(cached_boot_id: Option<&str>, updates: bool, suid: bool) -> Strin
         .filter(|c| c.is_ascii_hexdigit() || *c == '-')
         .collect();
     let boot = if boot.is_empty() { "-".into() } else { boot };
-    format!("sh -s -- {boot} {} {}", u8::from(updates), u8::from(suid))
+    format!(
+        "sh -s -- {boot} {} {} {}",
+        u8::from(updates),
+        u8::from(suid),
+        u8::from(sudo)
+    )
 }
 
 /// Section name → its text (without the marker line).
@@ -90,10 +96,10 @@ mod tests {
 
     #[test]
     fn command_keeps_only_boot_id_characters() {
-        assert_eq!(command(None, true, false), "sh -s -- - 1 0");
+        assert_eq!(command(None, true, false, false), "sh -s -- - 1 0 0");
         assert_eq!(
-            command(Some("ab-12; rm -rf /"), false, true),
-            "sh -s -- ab-12-f 0 1"
+            command(Some("ab-12; rm -rf /"), false, true, true),
+            "sh -s -- ab-12-f 0 1 1"
         );
     }
 }

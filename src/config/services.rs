@@ -315,6 +315,10 @@ pub struct SshAuditProbe {
     pub pool: SshPoolConfig,
     #[serde(default)]
     pub checks: BTreeMap<String, CheckConfig>,
+    /// The servers have examples/sudoers-siembox-audit installed: the audit runs its read-only
+    /// root commands with `sudo -n` (never otherwise: a refused sudo is logged on the server).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub sudo: bool,
 }
 
 /// A server that SSH audits may connect to. The only targets `ssh_audit` accepts.

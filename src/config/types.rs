@@ -95,9 +95,13 @@ impl<'de> Deserialize<'de> for ExistingFile {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         let path = PathBuf::from(&s);
+        // Opened, not only stat'ed: a key file mode 600 root exists but a non-root exporter
+        // cannot read it.
         let problem = match std::fs::metadata(&path) {
-            Ok(m) if m.is_file() => None,
-            Ok(_) => Some(format!("{s:?} is not a regular file")),
+            Ok(m) if !m.is_file() => Some(format!("{s:?} is not a regular file")),
+            Ok(_) => std::fs::File::open(&path)
+                .err()
+                .map(|e| format!("cannot read file {s:?}: {e}")),
             Err(e) => Some(format!("cannot read file {s:?}: {e}")),
         };
         if let Some(message) = problem {
