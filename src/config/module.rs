@@ -457,6 +457,9 @@ pub enum DnsTransport {
     #[default]
     Udp,
     Tcp,
+    /// Any other name: blackbox loads it and fails each probe; so do we (with a load warning).
+    #[serde(other)]
+    Unsupported,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

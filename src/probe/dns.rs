@@ -106,6 +106,13 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
         match cfg.transport_protocol {
             DnsTransport::Udp => Transport::Udp,
             DnsTransport::Tcp => Transport::Tcp,
+            DnsTransport::Unsupported => {
+                rec.fail(
+                    FailureReason::Config,
+                    "transport_protocol: expected udp or tcp",
+                );
+                return false;
+            }
         }
     };
     let default_port = if cfg.dns_over_tls { 853 } else { 53 };

@@ -2,6 +2,7 @@
 //! `(request, env, recorder) -> success`, run here inside the probe's deadline.
 
 pub mod allow;
+mod cert_names;
 pub mod db;
 pub mod dns;
 pub mod grpc;

@@ -2,6 +2,7 @@
 //! certificate verification deferred until after the handshake, so an expired or untrusted chain
 //! still reports its expiry and chain metrics before the probe fails (blackbox #653).
 
+use super::cert_names;
 use super::recorder::{FailureReason, ProbeRecorder};
 use super::tls_verify::ChainVerifier;
 use crate::config::{TlsConfig, TlsVersion};
@@ -368,38 +369,16 @@ pub fn record_tls_state(
     }
     if let Some(leaf) = certs.first() {
         if let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf.as_ref()) {
-            let fingerprint = hex(&Sha256::digest(leaf.as_ref()));
-            let sans = cert
-                .subject_alternative_name()
-                .ok()
-                .flatten()
-                .map(|ext| {
-                    ext.value
-                        .general_names
-                        .iter()
-                        .filter_map(|n| match n {
-                            x509_parser::extensions::GeneralName::DNSName(d) => {
-                                Some((*d).to_string())
-                            }
-                            x509_parser::extensions::GeneralName::IPAddress(b) => ip_from_bytes(b),
-                            _ => None,
-                        })
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_default();
+            let fingerprint = cert_names::hex(&Sha256::digest(leaf.as_ref()));
             rec.gauge_with(
                 "probe_ssl_last_chain_info",
                 "Contains SSL leaf certificate information",
                 &[
                     ("fingerprint_sha256", &fingerprint),
-                    ("subject", &cert.subject().to_string()),
-                    ("issuer", &cert.issuer().to_string()),
-                    ("subjectalternative", &sans),
-                    (
-                        "serialnumber",
-                        &cert.raw_serial_as_string().replace(':', ""),
-                    ),
+                    ("subject", &cert_names::go_dn(cert.subject())),
+                    ("issuer", &cert_names::go_dn(cert.issuer())),
+                    ("subjectalternative", &cert_names::dns_names(&cert)),
+                    ("serialnumber", &cert_names::go_serial(&cert)),
                 ],
                 1.0,
             );
@@ -414,25 +393,4 @@ fn earliest_expiry(certs: &[CertificateDer<'_>]) -> Option<i64> {
         .filter_map(|der| x509_parser::parse_x509_certificate(der.as_ref()).ok())
         .map(|(_, cert)| cert.validity().not_after.timestamp())
         .min()
-}
-
-fn ip_from_bytes(b: &[u8]) -> Option<String> {
-    match b.len() {
-        4 => Some(std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).to_string()),
-        16 => {
-            let arr: [u8; 16] = b.try_into().ok()?;
-            Some(std::net::Ipv6Addr::from(arr).to_string())
-        }
-        _ => None,
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
