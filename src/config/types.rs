@@ -253,8 +253,68 @@ pub enum AllowPattern {
     Network(IpNet),
     /// `*.example.org`, `db-??.internal`: matched against the target's host name.
     Host(String),
-    /// `https://status.example.org/*`: matched against the whole target URL.
-    Url(String),
+    /// `https://status.example.org/*`: matched part by part against the target's parsed URL.
+    Url(UrlPattern),
+}
+
+/// A URL pattern split into the parts of a URL at load, so each part is matched only against
+/// the same part of the target's URL: a `*` can never reach from the path into the host.
+#[derive(Clone, Debug)]
+pub struct UrlPattern {
+    /// As written, for `/config`.
+    pub text: String,
+    /// Lower-case.
+    pub scheme: String,
+    /// Lower-case host pattern (`*` and `?` wildcards); an IPv6 literal in brackets.
+    pub host: String,
+    /// `None`: the scheme's default port.
+    pub port: Option<u16>,
+    /// Path and query pattern, from its `/`: `*` stays within one segment, `**` crosses them.
+    pub path: String,
+}
+
+impl UrlPattern {
+    fn parse(text: &str) -> Result<UrlPattern, String> {
+        let (scheme, rest) = text.split_once("://").ok_or("not a URL pattern")?;
+        if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
+            return Err(format!("{text:?}: invalid scheme {scheme:?}"));
+        }
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        if authority.contains(['@', '\\', '?', '#']) || path.contains(['\\', '#']) {
+            return Err(format!(
+                "{text:?}: a URL pattern holds no user info, backslash or fragment"
+            ));
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (ip, after) = v6.split_once(']').ok_or(format!("{text:?}: unclosed '['"))?;
+            let ip: std::net::Ipv6Addr = ip
+                .parse()
+                .map_err(|_| format!("{text:?}: {ip:?} is not an IPv6 address"))?;
+            (format!("[{ip}]"), after.strip_prefix(':'))
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h.to_ascii_lowercase(), Some(p)),
+                None => (authority.to_ascii_lowercase(), None),
+            }
+        };
+        if host.is_empty() || host.contains(':') {
+            return Err(format!("{text:?}: no host, or an IPv6 host without brackets"));
+        }
+        let port = match port {
+            Some(p) => Some(p.parse::<u16>().map_err(|_| format!("{text:?}: port {p:?} is not a number"))?),
+            None => None,
+        };
+        Ok(UrlPattern {
+            text: text.to_string(),
+            scheme: scheme.to_ascii_lowercase(),
+            host,
+            port,
+            path: path.to_string(),
+        })
+    }
 }
 
 impl AllowPattern {
@@ -264,7 +324,7 @@ impl AllowPattern {
             return Err("empty allow-list entry".into());
         }
         if s.contains("://") {
-            return Ok(AllowPattern::Url(s.to_string()));
+            return UrlPattern::parse(s).map(AllowPattern::Url);
         }
         if let Ok(net) = s.parse::<IpNet>() {
             return Ok(AllowPattern::Network(net));
@@ -284,7 +344,8 @@ impl AllowPattern {
     fn text(&self) -> String {
         match self {
             AllowPattern::Network(n) => n.to_string(),
-            AllowPattern::Host(h) | AllowPattern::Url(h) => h.clone(),
+            AllowPattern::Host(h) => h.clone(),
+            AllowPattern::Url(u) => u.text.clone(),
         }
     }
 }

@@ -41,6 +41,16 @@ pub struct ProbeRequest<'a> {
     pub hostname: Option<&'a str>,
 }
 
+impl ProbeRequest<'_> {
+    /// The target allow-list in force: the module's own, else the global one.
+    pub fn allow_patterns(&self) -> &[crate::config::AllowPattern] {
+        self.module
+            .allowed_targets
+            .as_deref()
+            .unwrap_or(&self.config.web.allowed_targets)
+    }
+}
+
 /// The finished probe, shareable between concurrent requests and caches.
 #[derive(Debug)]
 pub struct ProbeOutcome {
@@ -116,20 +126,17 @@ pub async fn run_probe(req: &ProbeRequest<'_>, env: &ProbeEnv) -> ProbeOutcome {
         req.module.prober.as_str(),
         req.deadline.saturating_duration_since(start).as_secs_f64()
     ));
-    let patterns = req
-        .module
-        .allowed_targets
-        .as_deref()
-        .unwrap_or(&req.config.web.allowed_targets);
-    let access = allow::decide(patterns, req.target);
+    let (host, url) = target::endpoint(req.module.prober, req.target).unwrap_or_default();
+    let access = allow::decide(req.allow_patterns(), &host, url.as_ref());
     if matches!(access, allow::Access::Denied) {
         let msg = format!(
             "target {:?} is not in the allow-list of module {}",
-            req.target, req.module_name
+            target::redacted(req.target),
+            req.module_name
         );
         return refused(FailureReason::Denied, msg);
     }
-    if let Err(msg) = check_driver_addresses(req, env, &access).await {
+    if let Err(msg) = check_driver_addresses(req, env, &host, &access).await {
         return refused(FailureReason::Denied, msg);
     }
     let probing = allow::ACCESS.scope(access, dispatch(req, env, &mut rec));
@@ -162,22 +169,23 @@ pub async fn run_probe(req: &ProbeRequest<'_>, env: &ProbeEnv) -> ProbeOutcome {
 async fn check_driver_addresses(
     req: &ProbeRequest<'_>,
     env: &ProbeEnv,
+    host: &str,
     access: &allow::Access,
 ) -> Result<(), String> {
     let resolves_itself = matches!(
         req.module.prober,
         ProberKind::Postgres | ProberKind::Mysql | ProberKind::Redis | ProberKind::Mongodb
     );
-    if !resolves_itself || !matches!(access, allow::Access::AddressesIn(_)) {
+    if !resolves_itself || access.allows_unresolved(host) {
         return Ok(());
     }
-    let host = resolve::bare_host(allow::target_host(req.target));
+    let host = resolve::bare_host(host);
     let addrs = env
         .resolver
         .lookup(host)
         .await
         .map_err(|e| format!("cannot resolve {host}: {e}"))?;
-    match addrs.iter().find(|ip| !access.allows_address(**ip)) {
+    match addrs.iter().find(|ip| !access.allows(host, **ip)) {
         Some(ip) => Err(format!(
             "{host} resolves to {ip}, which the target allow-list does not allow"
         )),

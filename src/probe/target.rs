@@ -15,22 +15,7 @@ pub fn check(config: &Config, kind: ProberKind, target: &str) -> Result<(), Stri
     }
     match kind {
         ProberKind::Tcp | ProberKind::Ssh => super::resolve::split_host_port(target).map(|_| ()),
-        ProberKind::Http => {
-            let with_scheme = if target.contains("://") {
-                target.to_string()
-            } else {
-                format!("http://{target}")
-            };
-            let url = url::Url::parse(&with_scheme).map_err(|e| format!("not a URL: {e}"))?;
-            match url.scheme() {
-                "http" | "https" => {}
-                s => return Err(format!("scheme {s:?} is not http or https")),
-            }
-            if url.host_str().is_none_or(str::is_empty) {
-                return Err("URL has no host".into());
-            }
-            Ok(())
-        }
+        ProberKind::Http => super::http::parse_target(target).map(|_| ()),
         // Credentials only ever go to servers named in the config: anything else is refused
         // before a connection is made.
         ProberKind::SshAudit => {
@@ -42,6 +27,27 @@ pub fn check(config: &Config, kind: ProberKind, target: &str) -> Result<(), Stri
         }
         _ => Ok(()),
     }
+}
+
+/// The host the prober of `kind` will resolve for `target`, read by that prober's own parser,
+/// and for http the URL it will request: what the allow-list judges. `None` when the prober
+/// refuses the target anyway.
+pub fn endpoint(kind: ProberKind, target: &str) -> Option<(String, Option<url::Url>)> {
+    use super::{db, dns, grpc, http, resolve};
+    let host = match kind {
+        ProberKind::Http => {
+            let url = http::parse_target(target).ok()?;
+            return Some((url.host_str()?.to_string(), Some(url)));
+        }
+        ProberKind::Tcp | ProberKind::Ssh => resolve::split_host_port(target).ok()?.0.to_string(),
+        ProberKind::Dns => dns::split_target(target, 53).ok()?.0.to_string(),
+        ProberKind::Grpc => grpc::split_target(target, false).ok()?.0.to_string(),
+        ProberKind::Postgres | ProberKind::Mysql | ProberKind::Redis | ProberKind::Mongodb => {
+            db::parse_target(kind, target).ok()?.host
+        }
+        ProberKind::Icmp | ProberKind::SshAudit => target.to_string(),
+    };
+    Some((host, None))
 }
 
 /// The target for a log line: userinfo (`user:password@`) replaced, so a credential pasted into
