@@ -166,3 +166,50 @@ fn invalid_web_config_names_the_field() {
         "{e}"
     );
 }
+
+/// Over TLS the same bounds hold: clients stalled before, in and after the handshake are shed
+/// at the connection cap, and a scrape still gets through within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_tls_clients_cannot_lock_out_a_scrape() {
+    let s = start_secured("").await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(s.cert.clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    // Handshake done, then silence: the oldest, so the first to go.
+    let mut after_handshake = Vec::new();
+    for _ in 0..20 {
+        let tcp = tokio::net::TcpStream::connect(s.ex.addr).await.unwrap();
+        let tls = connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
+        after_handshake.push(tls);
+    }
+    let mut silent = Vec::new();
+    for _ in 0..2000 {
+        silent.push(tokio::net::TcpStream::connect(s.ex.addr).await.unwrap());
+    }
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        tls_get(s.ex.addr, &s.cert, "/-/healthy", Some("admin:s3cret-pass")),
+    )
+    .await
+    .expect("/-/healthy did not answer within 1 s")
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    for (i, tls) in after_handshake.iter_mut().enumerate() {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(2), tls.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0) | Err(_))),
+            "client {i}, idle after its handshake, was not shed: {read:?}"
+        );
+    }
+}
