@@ -13,6 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct Secured {
     ex: Exporter,
+    web: Arc<WebSecurity>,
     cert: CertificateDer<'static>,
     _dir: tempfile::TempDir,
 }
@@ -32,9 +33,10 @@ async fn start_secured(extra: &str) -> Secured {
     std::fs::write(&web_path, web).unwrap();
     let web = Arc::new(WebSecurity::load(&web_path).unwrap_or_else(|e| panic!("{e}")));
     let app = App::new(Config::builtin(), None, AppOptions::default());
-    let ex = Exporter::start_secured(app, Some(web)).await;
+    let ex = Exporter::start_secured(app, Some(web.clone())).await;
     Secured {
         ex,
+        web,
         cert: ck.cert.der().clone(),
         _dir: dir,
     }
@@ -212,4 +214,59 @@ async fn stalled_tls_clients_cannot_lock_out_a_scrape() {
             "client {i}, idle after its handshake, was not shed: {read:?}"
         );
     }
+}
+
+/// A flood of the same wrong password costs one bcrypt, however many requests and however
+/// concurrent; an unknown user costs one too, so refusals do not tell user names apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_passwords_cost_one_bcrypt_each_and_unknown_users_cost_one_too() {
+    let s = start_secured("").await;
+    let runs = || s.web.auth.bcrypt_runs();
+    assert_eq!(runs(), 0);
+    let concurrent = (0..40).map(|_| tls_get(s.ex.addr, &s.cert, "/-/healthy", Some("admin:wrong")));
+    for resp in futures::future::join_all(concurrent).await {
+        assert!(resp.unwrap().starts_with("HTTP/1.1 401"));
+    }
+    for _ in 0..20 {
+        let resp = tls_get(s.ex.addr, &s.cert, "/-/healthy", Some("admin:wrong")).await.unwrap();
+        assert!(resp.starts_with("HTTP/1.1 401"));
+    }
+    assert_eq!(runs(), 1, "60 identical wrong attempts ran more than one bcrypt");
+    for _ in 0..5 {
+        let resp = tls_get(s.ex.addr, &s.cert, "/-/healthy", Some("nobody:s3cret-pass")).await.unwrap();
+        assert!(resp.starts_with("HTTP/1.1 401"));
+    }
+    assert_eq!(runs(), 2, "an unknown user must cost a bcrypt (once)");
+    let ok = tls_get(s.ex.addr, &s.cert, "/-/healthy", Some("admin:s3cret-pass")).await.unwrap();
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    let ok = tls_get(s.ex.addr, &s.cert, "/-/healthy", Some("admin:s3cret-pass")).await.unwrap();
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    assert_eq!(runs(), 3);
+}
+
+/// At a real cost (10), refusing an unknown user takes about as long as refusing a wrong
+/// password of a known one: both run one bcrypt of that cost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusing_an_unknown_user_takes_as_long_as_a_wrong_password() {
+    use siembox_exporter::server::basic_auth::BasicAuth;
+    let hash = bcrypt::hash("right", 10).unwrap();
+    let auth = BasicAuth::new([("admin".to_string(), hash)].into_iter().collect());
+    let timed = |user: &'static str, pw: &'static str| {
+        let auth = &auth;
+        async move {
+            let started = std::time::Instant::now();
+            assert!(!auth.check(user, pw).await);
+            started.elapsed()
+        }
+    };
+    let known = timed("admin", "wrong-1").await;
+    let unknown = timed("nobody", "wrong-2").await;
+    assert!(
+        unknown.as_secs_f64() > known.as_secs_f64() * 0.5,
+        "unknown user refused in {unknown:?}, a wrong password in {known:?}"
+    );
+    // Cached verdicts answer without a bcrypt: far under one.
+    let again = timed("nobody", "wrong-2").await;
+    assert!(again < known / 10, "{again:?} vs {known:?}");
+    assert_eq!(auth.bcrypt_runs(), 2);
 }

@@ -1,5 +1,6 @@
 //! The HTTP listener: routing to the endpoint handlers, response compression, graceful shutdown.
 
+pub mod basic_auth;
 pub mod connections;
 pub mod gzip;
 mod logs;
