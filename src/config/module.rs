@@ -200,7 +200,11 @@ pub struct OAuth2 {
     pub endpoint_params: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_config: Option<TlsConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "super::types::serialize_redacted_url"
+    )]
     pub proxy_url: Option<String>,
 }
 
@@ -238,7 +242,8 @@ pub struct HttpProbe {
     pub fail_if_not_ssl: bool,
     #[serde(default = "default_method")]
     pub method: String,
-    #[serde(default)]
+    /// Values of credential-like names print as `<secret>` in /config and the debug output.
+    #[serde(default, serialize_with = "super::types::serialize_headers")]
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
     pub fail_if_body_matches_regexp: Vec<Regexp>,
@@ -269,7 +274,11 @@ pub struct HttpProbe {
     pub authorization: Option<Authorization>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth2: Option<OAuth2>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "super::types::serialize_redacted_url"
+    )]
     pub proxy_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_proxy: Option<String>,
@@ -536,19 +545,7 @@ fn serialize_metadata<S: serde::Serializer>(
     use serde::ser::SerializeMap;
     let mut map = s.serialize_map(Some(metadata.len()))?;
     for (key, values) in metadata {
-        let k = key.to_ascii_lowercase();
-        let sensitive = [
-            "auth",
-            "token",
-            "secret",
-            "password",
-            "cookie",
-            "key",
-            "credential",
-        ]
-        .iter()
-        .any(|w| k.contains(w));
-        if sensitive {
+        if super::types::is_credential_name(key) {
             let hidden: Vec<&str> = values.iter().map(|_| super::types::REDACTED).collect();
             map.serialize_entry(key, &hidden)?;
         } else {

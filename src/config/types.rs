@@ -85,6 +85,62 @@ impl Serialize for Secret {
     }
 }
 
+/// Whether a header or metadata name usually carries a credential (`Authorization`, `Cookie`,
+/// `X-Api-Key`, `X-Auth-Token`, …): its values print as `<secret>`.
+pub fn is_credential_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "auth",
+        "token",
+        "secret",
+        "password",
+        "cookie",
+        "key",
+        "credential",
+        "session",
+        "signature",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
+}
+
+/// A URL for display: its user info (`user:password@`) replaced by `<secret>`. Text that does
+/// not parse as a URL is hidden whole if it might hold user info.
+pub fn redact_url(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_password(None);
+            let _ = u.set_username(REDACTED);
+            u.to_string()
+        }
+        Ok(_) => text.to_string(),
+        Err(_) if text.contains('@') => REDACTED.to_string(),
+        Err(_) => text.to_string(),
+    }
+}
+
+/// serde `serialize_with` for an optional URL that may carry user info (`proxy_url`).
+pub fn serialize_redacted_url<S: Serializer>(url: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(u) => s.serialize_some(&redact_url(u)),
+        None => s.serialize_none(),
+    }
+}
+
+/// serde `serialize_with` for request headers: values of credential-like names as `<secret>`.
+pub fn serialize_headers<S: Serializer>(
+    headers: &std::collections::BTreeMap<String, String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(headers.len()))?;
+    for (name, value) in headers {
+        let shown = if is_credential_name(name) { REDACTED } else { value.as_str() };
+        map.serialize_entry(name, shown)?;
+    }
+    map.end()
+}
+
 /// A path to a file that must exist when the config loads (certificates, keys, password files).
 /// Its content is read when used, so rotated files are picked up without a reload.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -176,6 +232,17 @@ impl SecretSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_lose_their_user_info_for_display() {
+        let shown = redact_url("http://u:p%40ss@proxy:3128/");
+        assert!(!shown.contains("p%40ss") && !shown.contains("u:"), "{shown}");
+        assert!(shown.ends_with("@proxy:3128/"), "{shown}");
+        assert_eq!(redact_url("http://proxy:3128"), "http://proxy:3128");
+        assert_eq!(redact_url("not a url u:p@x"), REDACTED);
+        assert!(is_credential_name("X-Api-Key") && is_credential_name("Cookie"));
+        assert!(!is_credential_name("Accept-Language"));
+    }
 
     #[test]
     fn secrets_never_print() {

@@ -159,7 +159,22 @@ pub async fn run_probe(req: &ProbeRequest<'_>, env: &ProbeEnv) -> ProbeOutcome {
             duration.as_secs_f64()
         ));
     }
-    finish(rec, success, duration)
+    let mut outcome = finish(rec, success, duration);
+    scrub_target(&mut outcome.log, req.target);
+    outcome
+}
+
+/// A prober's message may quote the target; one holding credentials is shown without them.
+fn scrub_target(log: &mut [LogLine], target: &str) {
+    let shown = target::redacted(target);
+    if shown == target {
+        return;
+    }
+    for line in log {
+        if line.message.contains(target) {
+            line.message = line.message.replace(target, &shown);
+        }
+    }
 }
 
 /// Database drivers resolve names themselves, past `resolve_target`'s check: where only address

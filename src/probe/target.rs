@@ -7,6 +7,11 @@ use crate::config::{Config, ProberKind};
 pub const MAX_TARGET_LEN: usize = 2048;
 
 pub fn check(config: &Config, kind: ProberKind, target: &str) -> Result<(), String> {
+    // The parsers' messages quote the target: never with the credentials it may hold.
+    check_unredacted(config, kind, target).map_err(|e| e.replace(target, &redacted(target)))
+}
+
+fn check_unredacted(config: &Config, kind: ProberKind, target: &str) -> Result<(), String> {
     if target.len() > MAX_TARGET_LEN {
         return Err(format!("longer than {MAX_TARGET_LEN} bytes"));
     }
