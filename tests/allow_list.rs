@@ -145,17 +145,32 @@ async fn every_redirect_hop_is_checked_like_the_first_target() {
         "modules:\n  by_ip:\n    prober: http\n    timeout: 2s\n    allowed_targets: [\"127.0.0.1/32\"]\n  by_host:\n    prober: http\n    timeout: 2s\n    allowed_targets: [\"localhost\"]\n  by_url:\n    prober: http\n    timeout: 2s\n    allowed_targets: [\"http://localhost:{port}/goto/**\", \"http://localhost:{port}/\"]\n"
     ))
     .await;
-    for (module, host) in [("by_ip", "127.0.0.1"), ("by_host", "localhost"), ("by_url", "localhost")] {
+    for (module, host) in [
+        ("by_ip", "127.0.0.1"),
+        ("by_host", "localhost"),
+        ("by_url", "localhost"),
+    ] {
         // Allowed, and followed: the redirect to an allowed place still works.
         let ok = format!("http://{host}:{port}/goto/{host}:{port}/");
         let (status, body) = ex.probe(module, &ok).await;
-        assert_eq!((status, metric_value(&body, "probe_success")), (200, Some(1.0)), "{module} {ok}: {body}");
+        assert_eq!(
+            (status, metric_value(&body, "probe_success")),
+            (200, Some(1.0)),
+            "{module} {ok}: {body}"
+        );
         let bad = format!("http://{host}:{port}/goto/{denied}/");
         let (status, body) = ex.probe(module, &bad).await;
         assert_eq!(status, 403, "{module}: {body}");
-        assert!(body.contains(&format!("http://{denied}/ is not in the allow-list")), "{body}");
+        assert!(
+            body.contains(&format!("http://{denied}/ is not in the allow-list")),
+            "{body}"
+        );
     }
-    assert_eq!(hits.load(Ordering::SeqCst), 0, "a redirect reached a denied address");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "a redirect reached a denied address"
+    );
 }
 
 /// With `skip_resolve_phase_with_proxy` the proxy picks the address: only a name pattern can
@@ -177,7 +192,11 @@ async fn a_proxy_that_resolves_for_us_needs_a_name_pattern() {
     let (status, body) = ex.probe("ranges", &url).await;
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("skip_resolve_phase_with_proxy"), "{body}");
-    assert!(proxy.seen.lock().is_empty(), "the proxy was asked: {:?}", proxy.seen.lock());
+    assert!(
+        proxy.seen.lock().is_empty(),
+        "the proxy was asked: {:?}",
+        proxy.seen.lock()
+    );
     assert_eq!(hits.load(Ordering::SeqCst), 0);
     // By name it is allowed, and goes through the proxy.
     let (status, body) = ex.probe("names", &url).await;
@@ -201,7 +220,11 @@ async fn ipv4_mapped_ipv6_targets_are_checked_as_ipv4() {
     let (status, body) = ex
         .probe("tcp", &format!("[::ffff:127.0.0.1]:{}", allowed.port()))
         .await;
-    assert_eq!((status, metric_value(&body, "probe_success")), (200, Some(1.0)), "{body}");
+    assert_eq!(
+        (status, metric_value(&body, "probe_success")),
+        (200, Some(1.0)),
+        "{body}"
+    );
     assert_eq!(denied_hits.load(Ordering::SeqCst), 0);
     assert_eq!(allowed_hits.load(Ordering::SeqCst), 1);
 }
@@ -230,21 +253,47 @@ fn fuzzed_targets_only_reach_allowed_addresses() {
     });
     let (a, d) = (server.addr.port().to_string(), denied.port().to_string());
     let fill = |s: &str| s.replace("{A}", &a).replace("{D}", &d);
-    let schemes: Vec<String> = ["", "http://", "HTTP://", "https://", "tcp://"].map(fill).to_vec();
-    let userinfo: Vec<String> = ["", "127.0.0.2:{D}@", "127.0.0.2:{D}\\@", "x:y@", "127.0.0.1:{A}@"]
+    let schemes: Vec<String> = ["", "http://", "HTTP://", "https://", "tcp://"]
         .map(fill)
         .to_vec();
+    let userinfo: Vec<String> = [
+        "",
+        "127.0.0.2:{D}@",
+        "127.0.0.2:{D}\\@",
+        "x:y@",
+        "127.0.0.1:{A}@",
+    ]
+    .map(fill)
+    .to_vec();
     let hosts: Vec<String> = [
-        "127.0.0.1", "127.0.0.2", "[::ffff:127.0.0.2]", "[::ffff:127.0.0.1]", "[::ffff:7f00:2]",
-        "localhost", "2130706434", "0x7f000002", "127.2", "a.allowed.test",
-        "127.0.0.2\\.allowed.test", "127.0.0.1\\@127.0.0.2", "127.0.0.2%2f.allowed.test",
+        "127.0.0.1",
+        "127.0.0.2",
+        "[::ffff:127.0.0.2]",
+        "[::ffff:127.0.0.1]",
+        "[::ffff:7f00:2]",
+        "localhost",
+        "2130706434",
+        "0x7f000002",
+        "127.2",
+        "a.allowed.test",
+        "127.0.0.2\\.allowed.test",
+        "127.0.0.1\\@127.0.0.2",
+        "127.0.0.2%2f.allowed.test",
     ]
     .map(fill)
     .to_vec();
     let ports: Vec<String> = ["", ":{A}", ":{D}", ":{A}:{D}"].map(fill).to_vec();
     let tails: Vec<String> = [
-        "", "/", "/goto/127.0.0.2:{D}/", "/goto/[::ffff:127.0.0.2]:{D}/", "/goto/127.0.0.1:{A}/",
-        "\\@127.0.0.2:{D}/", "@127.0.0.2:{D}/", "#@127.0.0.2:{D}", "?@127.0.0.2:{D}", "/..\\@127.0.0.2:{D}",
+        "",
+        "/",
+        "/goto/127.0.0.2:{D}/",
+        "/goto/[::ffff:127.0.0.2]:{D}/",
+        "/goto/127.0.0.1:{A}/",
+        "\\@127.0.0.2:{D}/",
+        "@127.0.0.2:{D}/",
+        "#@127.0.0.2:{D}",
+        "?@127.0.0.2:{D}",
+        "/..\\@127.0.0.2:{D}",
     ]
     .map(fill)
     .to_vec();
@@ -279,7 +328,14 @@ fn fuzzed_targets_only_reach_allowed_addresses() {
         })
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(200));
-    assert_eq!(hits.load(Ordering::SeqCst), 0, "a generated target reached the denied address");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "a generated target reached the denied address"
+    );
     // The generated targets do reach the connector, so the count above means something.
-    assert!(!server.requests().is_empty(), "no generated target reached the allowed server");
+    assert!(
+        !server.requests().is_empty(),
+        "no generated target reached the allowed server"
+    );
 }

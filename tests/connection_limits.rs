@@ -44,7 +44,11 @@ async fn stalled_and_idle_clients_are_closed_after_the_header_read_timeout() {
     let mut buf = [0u8; 1024];
     let n = idle.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
-    for (what, s) in [("silent", &mut silent), ("partial", &mut partial), ("idle", &mut idle)] {
+    for (what, s) in [
+        ("silent", &mut silent),
+        ("partial", &mut partial),
+        ("idle", &mut idle),
+    ] {
         let after = closed_within(s, Duration::from_secs(5)).await;
         let after = after.unwrap_or_else(|| panic!("the {what} client was never closed"));
         assert!(after < Duration::from_secs(2), "{what}: {after:?}");
@@ -84,7 +88,9 @@ async fn two_thousand_stalled_clients_cannot_lock_out_a_scrape() {
     }
     let newest = stalled.last_mut().unwrap();
     assert!(
-        closed_within(newest, Duration::from_millis(200)).await.is_none(),
+        closed_within(newest, Duration::from_millis(200))
+            .await
+            .is_none(),
         "the newest client was closed too: the cap sheds more than it needs"
     );
 }

@@ -13,8 +13,8 @@ fn run(args: &[&str]) -> (Option<i32>, String) {
         .arg("--config.check")
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stderr).into_owned()
-        + &String::from_utf8_lossy(&out.stdout);
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     (out.status.code(), text)
 }
 
@@ -31,7 +31,15 @@ fn hostile_flag_values_are_usage_errors_naming_the_flag() {
         (
             "--web.shutdown-timeout",
             &[
-                "", "-1s", "10", "1e3s", "25h", "999999999999999999999y", "1x", &long, "inf",
+                "",
+                "-1s",
+                "10",
+                "1e3s",
+                "25h",
+                "999999999999999999999y",
+                "1x",
+                &long,
+                "inf",
             ],
         ),
         (
@@ -40,11 +48,28 @@ fn hostile_flag_values_are_usage_errors_naming_the_flag() {
         ),
         (
             "--schedule.shard",
-            &["", "0/0", "1/1", "-1/2", "2/1", "a/b", "4294967296/4294967297", &long],
+            &[
+                "",
+                "0/0",
+                "1/1",
+                "-1/2",
+                "2/1",
+                "a/b",
+                "4294967296/4294967297",
+                &long,
+            ],
         ),
         (
             "--web.max-connections",
-            &["", "0", "-1", "1000001", "1e3", "99999999999999999999", &long],
+            &[
+                "",
+                "0",
+                "-1",
+                "1000001",
+                "1e3",
+                "99999999999999999999",
+                &long,
+            ],
         ),
         ("--log.level", &["", "trace2", "DEBUG;", "[{", &long]),
         ("--log.format", &["", "xml", &long]),
@@ -57,7 +82,10 @@ fn hostile_flag_values_are_usage_errors_naming_the_flag() {
             let shown = &arg[..arg.len().min(60)];
             assert!(!text.contains("panicked"), "{shown}: {text}");
             assert_eq!(code, Some(2), "{shown} was accepted or crashed: {text}");
-            assert!(text.contains(flag), "{shown}: the error does not name the flag: {text}");
+            assert!(
+                text.contains(flag),
+                "{shown}: the error does not name the flag: {text}"
+            );
         }
     }
 }

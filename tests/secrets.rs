@@ -47,7 +47,10 @@ fn secrets_appear_on_no_endpoint_and_in_no_log() {
                 query(&[("module", module), ("target", target), ("debug", debug)])
             ));
         }
-        paths.push(format!("/logs?{}", query(&[("module", module), ("target", target)])));
+        paths.push(format!(
+            "/logs?{}",
+            query(&[("module", module), ("target", target)])
+        ));
     }
     paths.extend(["/config", "/", "/metrics"].map(String::from));
     let mut seen_any = 0;

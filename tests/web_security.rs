@@ -208,7 +208,8 @@ async fn stalled_tls_clients_cannot_lock_out_a_scrape() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     for (i, tls) in after_handshake.iter_mut().enumerate() {
         let mut buf = [0u8; 64];
-        let read = tokio::time::timeout(std::time::Duration::from_secs(2), tls.read(&mut buf)).await;
+        let read =
+            tokio::time::timeout(std::time::Duration::from_secs(2), tls.read(&mut buf)).await;
         assert!(
             matches!(read, Ok(Ok(0) | Err(_))),
             "client {i}, idle after its handshake, was not shed: {read:?}"
@@ -223,23 +224,36 @@ async fn wrong_passwords_cost_one_bcrypt_each_and_unknown_users_cost_one_too() {
     let s = start_secured("").await;
     let runs = || s.web.auth.bcrypt_runs();
     assert_eq!(runs(), 0);
-    let concurrent = (0..40).map(|_| tls_get(s.ex.addr, &s.cert, "/-/healthy", Some("admin:wrong")));
+    let concurrent =
+        (0..40).map(|_| tls_get(s.ex.addr, &s.cert, "/-/healthy", Some("admin:wrong")));
     for resp in futures::future::join_all(concurrent).await {
         assert!(resp.unwrap().starts_with("HTTP/1.1 401"));
     }
     for _ in 0..20 {
-        let resp = tls_get(s.ex.addr, &s.cert, "/-/healthy", Some("admin:wrong")).await.unwrap();
+        let resp = tls_get(s.ex.addr, &s.cert, "/-/healthy", Some("admin:wrong"))
+            .await
+            .unwrap();
         assert!(resp.starts_with("HTTP/1.1 401"));
     }
-    assert_eq!(runs(), 1, "60 identical wrong attempts ran more than one bcrypt");
+    assert_eq!(
+        runs(),
+        1,
+        "60 identical wrong attempts ran more than one bcrypt"
+    );
     for _ in 0..5 {
-        let resp = tls_get(s.ex.addr, &s.cert, "/-/healthy", Some("nobody:s3cret-pass")).await.unwrap();
+        let resp = tls_get(s.ex.addr, &s.cert, "/-/healthy", Some("nobody:s3cret-pass"))
+            .await
+            .unwrap();
         assert!(resp.starts_with("HTTP/1.1 401"));
     }
     assert_eq!(runs(), 2, "an unknown user must cost a bcrypt (once)");
-    let ok = tls_get(s.ex.addr, &s.cert, "/-/healthy", Some("admin:s3cret-pass")).await.unwrap();
+    let ok = tls_get(s.ex.addr, &s.cert, "/-/healthy", Some("admin:s3cret-pass"))
+        .await
+        .unwrap();
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
-    let ok = tls_get(s.ex.addr, &s.cert, "/-/healthy", Some("admin:s3cret-pass")).await.unwrap();
+    let ok = tls_get(s.ex.addr, &s.cert, "/-/healthy", Some("admin:s3cret-pass"))
+        .await
+        .unwrap();
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
     assert_eq!(runs(), 3);
 }

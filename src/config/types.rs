@@ -120,7 +120,10 @@ pub fn redact_url(text: &str) -> String {
 }
 
 /// serde `serialize_with` for an optional URL that may carry user info (`proxy_url`).
-pub fn serialize_redacted_url<S: Serializer>(url: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+pub fn serialize_redacted_url<S: Serializer>(
+    url: &Option<String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     match url {
         Some(u) => s.serialize_some(&redact_url(u)),
         None => s.serialize_none(),
@@ -135,7 +138,11 @@ pub fn serialize_headers<S: Serializer>(
     use serde::ser::SerializeMap;
     let mut map = s.serialize_map(Some(headers.len()))?;
     for (name, value) in headers {
-        let shown = if is_credential_name(name) { REDACTED } else { value.as_str() };
+        let shown = if is_credential_name(name) {
+            REDACTED
+        } else {
+            value.as_str()
+        };
         map.serialize_entry(name, shown)?;
     }
     map.end()
@@ -236,7 +243,10 @@ mod tests {
     #[test]
     fn urls_lose_their_user_info_for_display() {
         let shown = redact_url("http://u:p%40ss@proxy:3128/");
-        assert!(!shown.contains("p%40ss") && !shown.contains("u:"), "{shown}");
+        assert!(
+            !shown.contains("p%40ss") && !shown.contains("u:"),
+            "{shown}"
+        );
         assert!(shown.ends_with("@proxy:3128/"), "{shown}");
         assert_eq!(redact_url("http://proxy:3128"), "http://proxy:3128");
         assert_eq!(redact_url("not a url u:p@x"), REDACTED);
@@ -343,7 +353,11 @@ pub struct UrlPattern {
 impl UrlPattern {
     fn parse(text: &str) -> Result<UrlPattern, String> {
         let (scheme, rest) = text.split_once("://").ok_or("not a URL pattern")?;
-        if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
+        if scheme.is_empty()
+            || !scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        {
             return Err(format!("{text:?}: invalid scheme {scheme:?}"));
         }
         let (authority, path) = match rest.find('/') {
@@ -356,7 +370,9 @@ impl UrlPattern {
             ));
         }
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (ip, after) = v6.split_once(']').ok_or(format!("{text:?}: unclosed '['"))?;
+            let (ip, after) = v6
+                .split_once(']')
+                .ok_or(format!("{text:?}: unclosed '['"))?;
             let ip: std::net::Ipv6Addr = ip
                 .parse()
                 .map_err(|_| format!("{text:?}: {ip:?} is not an IPv6 address"))?;
@@ -368,10 +384,15 @@ impl UrlPattern {
             }
         };
         if host.is_empty() || host.contains(':') {
-            return Err(format!("{text:?}: no host, or an IPv6 host without brackets"));
+            return Err(format!(
+                "{text:?}: no host, or an IPv6 host without brackets"
+            ));
         }
         let port = match port {
-            Some(p) => Some(p.parse::<u16>().map_err(|_| format!("{text:?}: port {p:?} is not a number"))?),
+            Some(p) => Some(
+                p.parse::<u16>()
+                    .map_err(|_| format!("{text:?}: port {p:?} is not a number"))?,
+            ),
             None => None,
         };
         Ok(UrlPattern {

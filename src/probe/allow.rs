@@ -47,10 +47,7 @@ pub fn decide(patterns: &[AllowPattern], host: &str, url: Option<&Url>) -> Acces
         AllowPattern::Network(_) => false,
     });
     // An IP literal can be decided now, before any work.
-    let literal_ok = host
-        .parse::<IpAddr>()
-        .ok()
-        .map(|ip| in_nets(&nets, ip));
+    let literal_ok = host.parse::<IpAddr>().ok().map(|ip| in_nets(&nets, ip));
     match (name_ok, literal_ok) {
         (true, _) | (false, Some(true)) => Access::Restricted {
             approved_host: Some(host),
@@ -75,8 +72,7 @@ impl Access {
                 approved_host,
                 nets,
             } => {
-                approved_host.as_deref() == Some(normalize_host(host).as_str())
-                    || in_nets(nets, ip)
+                approved_host.as_deref() == Some(normalize_host(host).as_str()) || in_nets(nets, ip)
             }
         }
     }
@@ -232,7 +228,10 @@ mod tests {
             decide(&list(&["*.example.org"]), "evil.com", None),
             Access::Denied
         ));
-        assert!(matches!(decide(&[], "anything", None), Access::Unrestricted));
+        assert!(matches!(
+            decide(&[], "anything", None),
+            Access::Unrestricted
+        ));
     }
 
     #[test]
@@ -250,10 +249,22 @@ mod tests {
     #[test]
     fn host_patterns_ignore_names_a_resolver_could_read_differently() {
         let l = list(&["*.example.org"]);
-        assert!(matches!(decide(&l, "a\\.example.org", None), Access::Denied));
-        assert!(matches!(decide(&l, "a@b.example.org", None), Access::Denied));
-        assert!(matches!(decide(&l, "evil.com%2f.example.org", None), Access::Denied));
-        assert!(matches!(decide(&l, "x.example.org.evil.com", None), Access::Denied));
+        assert!(matches!(
+            decide(&l, "a\\.example.org", None),
+            Access::Denied
+        ));
+        assert!(matches!(
+            decide(&l, "a@b.example.org", None),
+            Access::Denied
+        ));
+        assert!(matches!(
+            decide(&l, "evil.com%2f.example.org", None),
+            Access::Denied
+        ));
+        assert!(matches!(
+            decide(&l, "x.example.org.evil.com", None),
+            Access::Denied
+        ));
     }
 
     #[test]
@@ -289,7 +300,10 @@ mod tests {
     #[test]
     fn ipv4_mapped_ipv6_is_checked_as_ipv4() {
         let l = list(&["10.0.0.0/8"]);
-        assert!(matches!(decide(&l, "[::ffff:127.0.0.1]", None), Access::Denied));
+        assert!(matches!(
+            decide(&l, "[::ffff:127.0.0.1]", None),
+            Access::Denied
+        ));
         assert!(approved(&decide(&l, "::ffff:10.1.2.3", None)).is_some());
         let a = decide(&l, "name.test", None);
         assert!(!a.allows("name.test", "::ffff:127.0.0.1".parse().unwrap()));

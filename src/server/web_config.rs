@@ -1,13 +1,13 @@
 //! `--web.config.file`: TLS and basic auth on our own endpoints, in the Prometheus exporter-toolkit
 //! format (`tls_server_config`, `basic_auth_users` with bcrypt hashes, `http_server_config.headers`).
 
+use super::basic_auth::BasicAuth;
 use crate::config::{read_yaml_file, ConfigError, ExistingFile, TlsVersion};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use serde::Deserialize;
-use super::basic_auth::BasicAuth;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;

@@ -129,7 +129,10 @@ async fn fetch(
     // The token endpoint comes from the config, not from the request: the allow-list is for
     // targets.
     let unrestricted = crate::probe::allow::Access::Unrestricted;
-    let Some(mut conn) = crate::probe::allow::ACCESS.scope(unrestricted, opening).await else {
+    let Some(mut conn) = crate::probe::allow::ACCESS
+        .scope(unrestricted, opening)
+        .await
+    else {
         let reason = scratch.failure().unwrap_or(FailureReason::Connection);
         let why = scratch
             .take_log()
