@@ -339,3 +339,35 @@ fn fuzzed_targets_only_reach_allowed_addresses() {
         "no generated target reached the allowed server"
     );
 }
+
+/// Where only a range allows a database target, the driver does not resolve the name again: it
+/// is handed the address just checked (postgres `hostaddr`, mysql and redis by IP), so a name
+/// that answers differently a moment later cannot lead it elsewhere.
+#[tokio::test]
+async fn database_drivers_connect_to_the_checked_address() {
+    let redis = support::redis_server::RedisServer::start();
+    let ex = Exporter::start(
+        "web:\n  allowed_targets: [\"127.0.0.0/8\"]\nmodules:\n  pg:\n    prober: postgres\n    timeout: 5s\n    postgres:\n      user: postgres\n      database: test\n      query: SELECT host(inet_server_addr())\n      expected_result: 127.0.0.1\n  my:\n    prober: mysql\n    timeout: 5s\n    mysql:\n      user: root\n  rd:\n    prober: redis\n    timeout: 5s\n",
+    )
+    .await;
+    let targets = [
+        // The system resolver (which the drivers would use) does not know `localhost.`; ours
+        // finds it in the hosts file: only a driver pinned to the checked address connects.
+        ("pg", "localhost.:5432".to_string()),
+        ("my", "localhost.:3306".to_string()),
+        ("rd", format!("localhost.:{}", redis.port)),
+    ];
+    for (module, target) in targets {
+        let q = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("module", module)
+            .append_pair("target", &target)
+            .append_pair("debug", "true")
+            .finish();
+        let body = ex.get(&format!("/probe?{q}")).await.body;
+        assert!(
+            body.contains("at the checked address 127.0.0.1"),
+            "{module}: {body}"
+        );
+        assert!(body.contains("probe_success 1"), "{module}: {body}");
+    }
+}

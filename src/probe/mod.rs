@@ -136,9 +136,6 @@ pub async fn run_probe(req: &ProbeRequest<'_>, env: &ProbeEnv) -> ProbeOutcome {
         );
         return refused(FailureReason::Denied, msg);
     }
-    if let Err(msg) = check_driver_addresses(req, env, &host, &access).await {
-        return refused(FailureReason::Denied, msg);
-    }
     let probing = allow::ACCESS.scope(access, dispatch(req, env, &mut rec));
     let success = match tokio::time::timeout_at(req.deadline, probing).await {
         Ok(ok) => ok,
@@ -174,38 +171,6 @@ fn scrub_target(log: &mut [LogLine], target: &str) {
         if line.message.contains(target) {
             line.message = line.message.replace(target, &shown);
         }
-    }
-}
-
-/// Database drivers resolve names themselves, past `resolve_target`'s check: where only address
-/// ranges allow a target, every address the name has now must be allowed. (A name that changes
-/// its answer between this lookup and the driver's keeps a window that the other probers,
-/// which connect to the checked address, do not have; README says so.)
-async fn check_driver_addresses(
-    req: &ProbeRequest<'_>,
-    env: &ProbeEnv,
-    host: &str,
-    access: &allow::Access,
-) -> Result<(), String> {
-    let resolves_itself = matches!(
-        req.module.prober,
-        ProberKind::Postgres | ProberKind::Mysql | ProberKind::Redis | ProberKind::Mongodb
-    );
-    if !resolves_itself || access.allows_unresolved(host) {
-        return Ok(());
-    }
-    let host = resolve::bare_host(host);
-    let addrs = env
-        .resolver
-        .lookup(host)
-        .await
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
-    match addrs.iter().find(|ip| !access.allows(host, **ip)) {
-        Some(ip) => Err(format!(
-            "{host} resolves to {ip}, which the target allow-list does not allow"
-        )),
-        None if addrs.is_empty() => Err(format!("{host} resolves to no address")),
-        None => Ok(()),
     }
 }
 
