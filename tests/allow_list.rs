@@ -243,7 +243,7 @@ fn fuzzed_targets_only_reach_allowed_addresses() {
     let (ex, server, denied, hits) = rt.block_on(async {
         let (denied, hits) = counting_listener("127.0.0.2").await;
         let server = support::http_server::HttpServer::start().await;
-        let modules = "  http:\n    prober: http\n    timeout: 300ms\n  tcp:\n    prober: tcp\n    timeout: 300ms\n  dns:\n    prober: dns\n    timeout: 300ms\n    dns:\n      query_name: example.org\n      transport_protocol: tcp\n  grpc:\n    prober: grpc\n    timeout: 300ms\n";
+        let modules = "  http:\n    prober: http\n    timeout: 300ms\n  tcp:\n    prober: tcp\n    timeout: 300ms\n  dns:\n    prober: dns\n    timeout: 300ms\n    dns:\n      query_name: example.org\n      transport_protocol: tcp\n  grpc:\n    prober: grpc\n    timeout: 300ms\n  pg:\n    prober: postgres\n    timeout: 300ms\n  redis:\n    prober: redis\n    timeout: 300ms\n";
         let port = server.addr.port();
         let ex = Exporter::start(&format!(
             "web:\n  allowed_targets: [\"127.0.0.1/32\", \"*.allowed.test\", \"http://127.0.0.1:{port}/goto/*\"]\nmodules:\n{modules}"
@@ -253,9 +253,17 @@ fn fuzzed_targets_only_reach_allowed_addresses() {
     });
     let (a, d) = (server.addr.port().to_string(), denied.port().to_string());
     let fill = |s: &str| s.replace("{A}", &a).replace("{D}", &d);
-    let schemes: Vec<String> = ["", "http://", "HTTP://", "https://", "tcp://"]
-        .map(fill)
-        .to_vec();
+    let schemes: Vec<String> = [
+        "",
+        "http://",
+        "HTTP://",
+        "https://",
+        "tcp://",
+        "postgres://",
+        "redis://",
+    ]
+    .map(fill)
+    .to_vec();
     let userinfo: Vec<String> = [
         "",
         "127.0.0.2:{D}@",
@@ -265,8 +273,14 @@ fn fuzzed_targets_only_reach_allowed_addresses() {
     ]
     .map(fill)
     .to_vec();
+    // Allowed hosts, ports and the http prober come up more often, so that redirects from an
+    // allowed server to the denied one are tried many times per run.
     let hosts: Vec<String> = [
         "127.0.0.1",
+        "127.0.0.1",
+        "127.0.0.1",
+        "localhost",
+        "localhost",
         "127.0.0.2",
         "[::ffff:127.0.0.2]",
         "[::ffff:127.0.0.1]",
@@ -282,7 +296,9 @@ fn fuzzed_targets_only_reach_allowed_addresses() {
     ]
     .map(fill)
     .to_vec();
-    let ports: Vec<String> = ["", ":{A}", ":{D}", ":{A}:{D}"].map(fill).to_vec();
+    let ports: Vec<String> = ["", ":{A}", ":{A}", ":{A}", ":{D}", ":{A}:{D}"]
+        .map(fill)
+        .to_vec();
     let tails: Vec<String> = [
         "",
         "/",
@@ -297,7 +313,7 @@ fn fuzzed_targets_only_reach_allowed_addresses() {
     ]
     .map(fill)
     .to_vec();
-    let modules = ["http", "tcp", "dns", "grpc"];
+    let modules = ["http", "http", "http", "tcp", "dns", "grpc", "pg", "redis"];
     let strategy = (
         proptest::sample::select(schemes),
         proptest::sample::select(userinfo),
@@ -307,7 +323,7 @@ fn fuzzed_targets_only_reach_allowed_addresses() {
         proptest::sample::select(modules.to_vec()),
     );
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
-        cases: 160,
+        cases: 2000,
         failure_persistence: None,
         ..ProptestConfig::default()
     });
@@ -333,11 +349,14 @@ fn fuzzed_targets_only_reach_allowed_addresses() {
         0,
         "a generated target reached the denied address"
     );
-    // The generated targets do reach the connector, so the count above means something.
-    assert!(
-        !server.requests().is_empty(),
-        "no generated target reached the allowed server"
+    // The exporter does reach allowed addresses, so the zero above is the list's doing.
+    let (status, body) = rt.block_on(ex.probe("http", &format!("http://127.0.0.1:{a}/")));
+    assert_eq!(
+        (status, metric_value(&body, "probe_success")),
+        (200, Some(1.0)),
+        "{body}"
     );
+    assert!(!server.requests().is_empty());
 }
 
 /// Where only a range allows a database target, the driver does not resolve the name again: it
