@@ -24,6 +24,12 @@ pub struct AppOptions {
     /// `--web.shutdown-timeout`: how long requests in flight get to finish once shutdown is
     /// asked for; what still runs then is cancelled.
     pub shutdown_timeout: Duration,
+    /// `--web.max-connections`: open connections on the listener; past it the oldest idle
+    /// one is shed (see `server::connections`).
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, counted from when the
+    /// connection is ready for one: it bounds stalled clients and idle keep-alive alike.
+    pub header_read_timeout: Duration,
 }
 
 impl Default for AppOptions {
@@ -32,6 +38,8 @@ impl Default for AppOptions {
             timeout_offset: Duration::from_millis(500),
             schedule_shard: Shard::default(),
             shutdown_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -177,7 +177,9 @@ impl ProbeHistory {
 
     /// Records one finished probe.
     pub fn record(&self, module: &str, target: &str, outcome: &Arc<ProbeOutcome>) {
-        let target = cut(target, self.limits.max_target_bytes);
+        // Kept (and shown on the status page and /logs) without any credentials it holds.
+        let target = crate::probe::target::redacted(target);
+        let target = cut(&target, self.limits.max_target_bytes);
         let record = Record::of(outcome);
         // Whatever leaves the history is dropped after the lock is released.
         let mut dropped: Option<Record> = None;
@@ -236,7 +238,8 @@ impl ProbeHistory {
 
     /// The history of one key, if it has one.
     pub fn get(&self, module: &str, target: &str) -> Option<TargetHistory> {
-        let target = cut(target, self.limits.max_target_bytes);
+        let target = crate::probe::target::redacted(target);
+        let target = cut(&target, self.limits.max_target_bytes);
         let inner = self.inner.lock();
         let entry = inner.modules.get(module)?.get(target)?;
         Some(snapshot(module, target, entry))

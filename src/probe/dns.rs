@@ -527,7 +527,7 @@ async fn stream_exchange<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// `host`, `host:port`, `[v6]:port`, `[v6]` or a bare IPv6 address, as Go's
 /// `net.SplitHostPort` with blackbox's fallback to the default port.
-fn split_target(target: &str, default_port: u16) -> Result<(&str, u16), String> {
+pub(crate) fn split_target(target: &str, default_port: u16) -> Result<(&str, u16), String> {
     let parse_port = |p: &str| {
         p.parse::<u16>()
             .map_err(|_| format!("target {target:?} has an invalid port {p:?}"))

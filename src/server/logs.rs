@@ -45,7 +45,7 @@ pub fn handle<B>(app: &App, req: &Request<B>) -> Reply {
                 "no probe history for module {:?} and target {:?}: it has not been probed since the \
                  exporter started, or its history was evicted or dropped by a reload\n",
                 one_line(&module),
-                one_line(&target)
+                one_line(&crate::probe::target::redacted(&target))
             ),
         ),
     }

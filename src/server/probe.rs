@@ -67,7 +67,10 @@ pub async fn handle<B>(app: &Arc<App>, req: &Request<B>) -> Reply {
     if let Err(why) = crate::probe::target::check(&config, module.prober, &target) {
         return plain(
             StatusCode::BAD_REQUEST,
-            format!("Invalid target {:?}: {why}\n", one_line(&target)),
+            format!(
+                "Invalid target {:?}: {why}\n",
+                one_line(&crate::probe::target::redacted(&target))
+            ),
         );
     }
     let timeout = match scrape_timeout(
