@@ -74,6 +74,9 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         timeout_offset: Duration::from_secs_f64(cli.timeout_offset.max(0.0)),
         schedule_shard: cli.schedule_shard,
         shutdown_timeout: cli.shutdown_timeout,
+        auto_reload_interval: cli
+            .config_enable_auto_reload
+            .then_some(cli.config_auto_reload_interval),
     };
     let web = match &cli.web_config_file {
         Some(path) => Some(std::sync::Arc::new(
