@@ -323,16 +323,16 @@ async fn auto_reload_flags_work_as_blackbox_spells_them() {
     std::fs::write(&bb_path, tcp_config("b")).unwrap();
     std::fs::write(&bin.config, tcp_config("b")).unwrap();
     let q = "/probe?module=b&target=127.0.0.1:1";
-    let bb_wait = eventually(Duration::from_secs(5), "blackbox", async || {
-        support::get(&format!("http://127.0.0.1:{}{q}", bb.port), &[])
-            .await
-            .status
-            == 200
-    })
-    .await;
-    let ours_wait = eventually(Duration::from_secs(5), "ours", async || {
-        get(bin.port, q).is_some_and(|r| r.starts_with("HTTP/1.1 200"))
-    })
-    .await;
+    let (bb_wait, ours_wait) = tokio::join!(
+        eventually(Duration::from_secs(5), "blackbox", async || {
+            support::get(&format!("http://127.0.0.1:{}{q}", bb.port), &[])
+                .await
+                .status
+                == 200
+        }),
+        eventually(Duration::from_secs(5), "ours", async || {
+            get(bin.port, q).is_some_and(|r| r.starts_with("HTTP/1.1 200"))
+        }),
+    );
     eprintln!("module b served after: blackbox {bb_wait:?}, ours {ours_wait:?} (interval 1s)");
 }
