@@ -160,9 +160,21 @@ mod tests {
     fn reload_interval_forms() {
         use std::time::Duration;
         assert_eq!(parse_reload_interval("30"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_reload_interval("200ms"), Ok(Duration::from_millis(200)));
+        assert_eq!(
+            parse_reload_interval("200ms"),
+            Ok(Duration::from_millis(200))
+        );
         assert_eq!(parse_reload_interval("1m30s"), Ok(Duration::from_secs(90)));
-        for bad in ["0", "0s", "-5s", "-5", "soon", "", "5x", "99999999999999999999999"] {
+        for bad in [
+            "0",
+            "0s",
+            "-5s",
+            "-5",
+            "soon",
+            "",
+            "5x",
+            "99999999999999999999999",
+        ] {
             assert!(parse_reload_interval(bad).is_err(), "{bad:?} accepted");
         }
     }

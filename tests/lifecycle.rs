@@ -6,9 +6,9 @@ mod support;
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
+use support::binary::{get, Binary};
 use support::redis_server::RedisServer;
 use support::slow_server::SlowServer;
-use support::binary::{get, Binary};
 use support::{metric_value, metric_value_with, request, Exporter};
 
 fn modules(tcp_timeout: &str, redis_timeout: &str, key: &str) -> String {

@@ -202,9 +202,11 @@ async fn auto_reload_notices_a_configmap_symlink_swap() {
     std::os::unix::fs::symlink("..v2", dir.path().join("..data_tmp")).unwrap();
     std::fs::rename(dir.path().join("..data_tmp"), dir.path().join("..data")).unwrap();
 
-    eventually(Duration::from_secs(3), "the swapped ConfigMap", async || {
-        ex.probe("b", &target).await.0 == 200
-    })
+    eventually(
+        Duration::from_secs(3),
+        "the swapped ConfigMap",
+        async || ex.probe("b", &target).await.0 == 200,
+    )
     .await;
     assert_eq!(ex.probe("a", &target).await.0, 400);
 }
@@ -224,7 +226,13 @@ async fn reload_answers_and_metrics_match_blackbox() {
     let steps = [
         ("unchanged", first.as_str(), 200, 1.0, true),
         ("broken", BROKEN, 500, 0.0, false),
-        ("restored to the serving bytes", first.as_str(), 200, 1.0, true),
+        (
+            "restored to the serving bytes",
+            first.as_str(),
+            200,
+            1.0,
+            true,
+        ),
         ("changed", changed.as_str(), 200, 1.0, true),
     ];
     for (step, content, status, ok, stamped) in steps {
@@ -251,7 +259,11 @@ async fn reload_answers_and_metrics_match_blackbox() {
             ("ours", &ours_after, BB_RELOAD_OK),
             ("ours", &ours_after, RELOAD_OK),
         ] {
-            assert_eq!(metric_value(metrics, name), Some(ok), "{step}: {who} {name}");
+            assert_eq!(
+                metric_value(metrics, name),
+                Some(ok),
+                "{step}: {who} {name}"
+            );
         }
         for (who, before, after, name) in [
             ("blackbox", &bb_before, &bb_after, BB_RELOAD_TS),
@@ -305,7 +317,9 @@ fn a_bad_auto_reload_interval_is_a_clear_flag_error() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{bad}: {stderr}");
         assert!(
-            stderr.contains(&format!("invalid value '{bad}' for '--config.auto-reload-interval")),
+            stderr.contains(&format!(
+                "invalid value '{bad}' for '--config.auto-reload-interval"
+            )),
             "{bad}: {stderr}"
         );
         assert!(!stderr.contains("panicked"), "{stderr}");
@@ -316,7 +330,10 @@ fn a_bad_auto_reload_interval_is_a_clear_flag_error() {
 /// side by side: both serve a module written after start within a few intervals.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_reload_flags_work_as_blackbox_spells_them() {
-    let flags = ["--config.enable-auto-reload", "--config.auto-reload-interval=1"];
+    let flags = [
+        "--config.enable-auto-reload",
+        "--config.auto-reload-interval=1",
+    ];
     let bb_path = config_file(&tcp_config("a"));
     let bb = Blackbox::start_with_args(Version::V0_28, &bb_path, &flags).await;
     let bin = Binary::start(&tcp_config("a"), &flags);

@@ -166,7 +166,9 @@ async fn logs_of_a_probed_target_with_its_failure_reason() {
         .starts_with("text/plain"));
     // blackbox's body: the probe's debug output, as `/probe?debug=true` showed it.
     assert!(r.body.starts_with("Logs for the probe:\n"), "{}", r.body);
-    assert!(r.body.contains("\n\n\nMetrics that would have been returned:\n"));
+    assert!(r
+        .body
+        .contains("\n\n\nMetrics that would have been returned:\n"));
     assert!(r.body.contains("probe_success 0"), "{}", r.body);
     assert!(
         r.body.contains("failure_reason=connection_refused"),
@@ -190,7 +192,8 @@ async fn logs_of_a_probed_target_with_its_failure_reason() {
 /// answered with the probe's debug output.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_query_forms_and_answers_match_blackbox() {
-    let yaml = "modules:\n  tcp_connect:\n    prober: tcp\n    timeout: 2s\n  other:\n    prober: tcp\n";
+    let yaml =
+        "modules:\n  tcp_connect:\n    prober: tcp\n    timeout: 2s\n  other:\n    prober: tcp\n";
     let bb_config = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(bb_config.path(), yaml).unwrap();
     let bb = support::blackbox::Blackbox::start(bb_config.path()).await;
@@ -215,17 +218,30 @@ async fn logs_query_forms_and_answers_match_blackbox() {
         (format!("/logs?target={up}"), 200),
         (format!("/logs?target={up}&module="), 200),
         (format!("/logs?target={closed}&module=tcp_connect"), 200),
-        (format!("/logs?module=tcp_connect&target={closed}&target=x"), 200),
+        (
+            format!("/logs?module=tcp_connect&target={closed}&target=x"),
+            200,
+        ),
     ];
     for (q, status) in cases {
         let b = support::get(&format!("http://127.0.0.1:{}{q}", bb.port), &[]).await;
         let o = ex.get(&q).await;
-        assert_eq!((b.status, o.status), (status, status), "{q}: {:?} / {:?}", b.body, o.body);
-        let content_type = |r: &support::Response| r.headers["content-type"].to_str().unwrap().to_string();
+        assert_eq!(
+            (b.status, o.status),
+            (status, status),
+            "{q}: {:?} / {:?}",
+            b.body,
+            o.body
+        );
+        let content_type =
+            |r: &support::Response| r.headers["content-type"].to_str().unwrap().to_string();
         if status == 200 {
             for body in [&b.body, &o.body] {
                 assert!(body.starts_with("Logs for the probe:\n"), "{q}: {body}");
-                assert!(body.contains("\n\n\nMetrics that would have been returned:\n"), "{q}");
+                assert!(
+                    body.contains("\n\n\nMetrics that would have been returned:\n"),
+                    "{q}"
+                );
                 assert!(body.contains("\n\n\nModule configuration"), "{q}");
             }
             assert!(content_type(&o).starts_with("text/plain"));
@@ -234,10 +250,16 @@ async fn logs_query_forms_and_answers_match_blackbox() {
             assert_eq!(content_type(&o), content_type(&b), "{q}");
         }
     }
-    assert_eq!(ex.get("/logs?target=10.9.9.9:1").await.body, "Probe target not found\n");
+    assert_eq!(
+        ex.get("/logs?target=10.9.9.9:1").await.body,
+        "Probe target not found\n"
+    );
     // The failed probe's logs are those of the failure.
     let o = ex.get(&format!("/logs?target={closed}")).await.body;
-    assert!(o.contains("probe_success 0") && o.contains("connection_refused"), "{o}");
+    assert!(
+        o.contains("probe_success 0") && o.contains("connection_refused"),
+        "{o}"
+    );
     // blackbox numbers its probes for its status page's links; we keep no ids and say so.
     let o = ex.get("/logs?id=0").await;
     assert_eq!(o.status, 400);

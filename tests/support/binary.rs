@@ -97,4 +97,3 @@ pub fn get(port: u16, path: &str) -> Option<String> {
     let _ = s.read_to_string(&mut out);
     (!out.is_empty()).then_some(out)
 }
-
