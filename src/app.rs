@@ -290,7 +290,8 @@ fn spawn_housekeeping(app: &Arc<App>) {
 /// `--config.enable-auto-reload`: reloads on a timer; [`App::reload`] itself skips a file whose
 /// content did not change, so an unchanged file costs one read and one hash per tick.
 fn spawn_auto_reload(app: &Arc<App>) {
-    let Some(every) = app.options.auto_reload_interval else {
+    // A zero period would make tokio's interval panic; the flag already refuses it.
+    let Some(every) = app.options.auto_reload_interval.filter(|d| !d.is_zero()) else {
         return;
     };
     if tokio::runtime::Handle::try_current().is_err() {
