@@ -44,6 +44,16 @@ pub struct Cli {
     #[arg(long = "config.check")]
     pub config_check: bool,
 
+    /// Check the configuration file every --config.auto-reload-interval and reload it when its
+    /// content changed (a ConfigMap's symlink swap included).
+    #[arg(long = "config.enable-auto-reload")]
+    pub config_enable_auto_reload: bool,
+
+    /// How often --config.enable-auto-reload checks the file: a duration like 30s or 500ms, or
+    /// whole seconds as blackbox_exporter takes it (30).
+    #[arg(long = "config.auto-reload-interval", value_name = "DURATION", default_value = "30s", value_parser = parse_reload_interval)]
+    pub config_auto_reload_interval: std::time::Duration,
+
     /// Address to listen on for /probe, /metrics and the rest.
     #[arg(long = "web.listen-address", value_name = "ADDR", default_value = ":9847", value_parser = parse_listen_address)]
     pub listen_address: SocketAddr,
@@ -102,6 +112,22 @@ pub fn write_completions(shell: Shell, out: &mut dyn std::io::Write) {
 /// Writes the man page.
 pub fn write_man_page(out: &mut dyn std::io::Write) -> std::io::Result<()> {
     clap_mangen::Man::new(Cli::command()).render(out)
+}
+
+/// A positive duration (`30s`, `500ms`) or, as blackbox 0.28 reads this flag, whole seconds (`30`).
+pub fn parse_reload_interval(s: &str) -> Result<std::time::Duration, String> {
+    let d = if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        let secs: u64 = s
+            .parse()
+            .map_err(|_| format!("{s:?} is too many seconds"))?;
+        std::time::Duration::from_secs(secs)
+    } else {
+        crate::config::parse_duration(s)?
+    };
+    if d.is_zero() {
+        return Err("the interval must be more than zero (like 30s or 500ms)".into());
+    }
+    Ok(d)
 }
 
 /// Accepts `:9847` (all interfaces, as Go programs do), `host:port` and `[v6]:port`.
@@ -163,5 +189,28 @@ mod tests {
         );
         assert!(parse_listen_address("[::1]:80").unwrap().is_ipv6());
         assert!(parse_listen_address("nonsense").is_err());
+    }
+
+    #[test]
+    fn reload_interval_forms() {
+        use std::time::Duration;
+        assert_eq!(parse_reload_interval("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(
+            parse_reload_interval("200ms"),
+            Ok(Duration::from_millis(200))
+        );
+        assert_eq!(parse_reload_interval("1m30s"), Ok(Duration::from_secs(90)));
+        for bad in [
+            "0",
+            "0s",
+            "-5s",
+            "-5",
+            "soon",
+            "",
+            "5x",
+            "99999999999999999999999",
+        ] {
+            assert!(parse_reload_interval(bad).is_err(), "{bad:?} accepted");
+        }
     }
 }

@@ -245,6 +245,22 @@ impl ProbeHistory {
         Some(snapshot(module, target, entry))
     }
 
+    /// `target`'s history under `module`, or with `module` empty under whichever module probed it
+    /// last (blackbox's `/logs?target=T` filter, main.go).
+    pub fn find(&self, module: &str, target: &str) -> Option<TargetHistory> {
+        if !module.is_empty() {
+            return self.get(module, target);
+        }
+        let target = cut(target, self.limits.max_target_bytes);
+        let inner = self.inner.lock();
+        let (m, e) = inner
+            .modules
+            .iter()
+            .filter_map(|(m, targets)| Some((m, targets.get(target)?)))
+            .max_by_key(|(_, e)| e.touched)?;
+        Some(snapshot(m, target, e))
+    }
+
     /// The most recently updated keys, newest first, at most `limit`, and the number of keys.
     pub fn recent(&self, limit: usize) -> (Vec<TargetHistory>, usize) {
         let inner = self.inner.lock();

@@ -75,6 +75,9 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         schedule_shard: cli.schedule_shard,
         shutdown_timeout: cli.shutdown_timeout,
         max_connections: cli.max_connections as usize,
+        auto_reload_interval: cli
+            .config_enable_auto_reload
+            .then_some(cli.config_auto_reload_interval),
         ..AppOptions::default()
     };
     let web = match &cli.web_config_file {

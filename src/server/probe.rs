@@ -167,7 +167,8 @@ pub fn scrape_timeout<B>(
     Ok(Duration::from_secs_f64(chosen.min(86_400.0)))
 }
 
-fn debug_output(
+/// What `debug=true` answers (blackbox prober/handler.go `DebugOutput`); `/logs` shows it too.
+pub(super) fn debug_output(
     outcome: &ProbeOutcome,
     module_name: &str,
     module: &crate::config::Module,

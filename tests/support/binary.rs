@@ -1,7 +1,8 @@
-//! The real binary as a child process on a free loopback port, for tests of flags, signals and
-//! shutdown; and a raw one-request HTTP/1.1 client that works while the exporter shuts down.
+//! The exporter's real binary as a child process: for what only a process has (flags, signals,
+//! exit status, stderr).
 
 use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,9 @@ use std::time::{Duration, Instant};
 pub struct Binary {
     pub child: Child,
     pub port: u16,
-    log: std::path::PathBuf,
+    /// The config file it was started with (tests rewrite it and reload).
+    pub config: PathBuf,
+    log: PathBuf,
 }
 
 impl Binary {
@@ -30,7 +33,12 @@ impl Binary {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let b = Binary { child, port, log };
+        let b = Binary {
+            child,
+            port,
+            config: path,
+            log,
+        };
         let until = Instant::now() + Duration::from_secs(10);
         while get(port, "/-/healthy").is_none_or(|r| !r.contains("200 OK")) {
             assert!(Instant::now() < until, "the exporter never answered");
@@ -40,9 +48,13 @@ impl Binary {
     }
 
     pub fn terminate(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    pub fn signal(&self, signal: libc::c_int) {
         // SAFETY: kill(2) on our own child's pid.
         assert_eq!(
-            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) },
+            unsafe { libc::kill(self.child.id() as libc::pid_t, signal) },
             0
         );
     }
