@@ -42,8 +42,11 @@ fn main() -> std::process::ExitCode {
     if cli.config_check {
         // Serving would start with these files unreadable (probes using them fail); a check
         // that is run to find such mistakes says so by its exit status.
-        if !config.warnings.is_empty() {
-            eprintln!("error: {origin}: the configuration names files this user cannot read");
+        if !config.unreadable_files.is_empty() {
+            eprintln!(
+                "error: {origin}: the configuration names files this user cannot read: {}",
+                config.unreadable_files.join(", ")
+            );
             return std::process::ExitCode::from(1);
         }
         println!(

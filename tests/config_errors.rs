@@ -569,3 +569,26 @@ fn config_check_fails_on_a_key_file_the_user_cannot_read() {
     let out = check_as_nobody();
     assert!(out.status.success(), "{out:?}");
 }
+
+/// A warning that is not about an unreadable file leaves `--config.check` successful, as
+/// blackbox 0.28's `--config.check` is for its shipped blackbox.yml (its `http_3xx` module
+/// enables HTTP/3, which loads here with a warning): only unreadable files fail the check.
+#[test]
+fn config_check_passes_with_warnings_that_are_not_unreadable_files() {
+    let exe = env!("CARGO_BIN_EXE_siembox-exporter");
+    let dir = tempfile::tempdir().unwrap();
+    let yml = dir.path().join("h3.yml");
+    std::fs::write(
+        &yml,
+        "modules:\n  http_3xx:\n    prober: http\n    http:\n      preferred_ip_protocol: \"ip4\"\n      enable_http3: true\n      enable_http2: false\n      valid_http_versions: [\"HTTP/3.0\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(exe)
+        .args(["--config.check", "--config.file"])
+        .arg(&yml)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("warning:") && stderr.contains("enable_http3"), "{stderr}");
+}

@@ -88,7 +88,9 @@ impl Config {
         }
         let _ = super::types::take_unreadable_files();
         let mut config: Config = parse_yaml(text, origin)?;
-        config.warnings = super::types::take_unreadable_files()
+        let unreadable = super::types::take_unreadable_files();
+        config.unreadable_files = unreadable.iter().map(|(path, _)| path.clone()).collect();
+        config.warnings = unreadable
             .into_iter()
             .map(|(path, message)| ConfigProblem {
                 line: line_of_text(text, &path),

@@ -39,6 +39,10 @@ pub struct Config {
     /// values blackbox too only rejects when probing).
     #[serde(skip)]
     pub warnings: Vec<ConfigProblem>,
+    /// The files among `warnings` that cannot be read: `--config.check` fails on them (a
+    /// key or password file a probe will need), not on the other warnings.
+    #[serde(skip)]
+    pub unreadable_files: Vec<String>,
     /// Modules whose `prober` this build does not know, by module name: blackbox loads them and
     /// answers `/probe` for them with 400 "Unknown prober"; so do we. They are not in `modules`.
     #[serde(skip)]
