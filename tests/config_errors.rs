@@ -590,5 +590,8 @@ fn config_check_passes_with_warnings_that_are_not_unreadable_files() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("warning:") && stderr.contains("enable_http3"), "{stderr}");
+    assert!(
+        stderr.contains("warning:") && stderr.contains("enable_http3"),
+        "{stderr}"
+    );
 }

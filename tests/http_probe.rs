@@ -782,3 +782,89 @@ async fn tls_metrics_come_from_the_final_hop() {
     assert!(tls_phase.unwrap() > 0.0, "{body}");
     assert_eq!(plain.requests().len(), 1);
 }
+
+/// `http_headers` (Prometheus common's HTTP client headers, taken by blackbox 0.28 and used in
+/// its example.yml): every value, secret and file content is sent, the same as blackbox 0.28
+/// sends them to the same server; secrets stay out of /config; a reserved header is refused at
+/// load by both (common config/headers.go ReservedHeaders, Headers.Validate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_headers_values_secrets_and_files_are_sent_as_blackbox_sends_them() {
+    let server = HttpServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("api-key.txt");
+    std::fs::write(&key_file, "  key-from-file-77\n").unwrap();
+    let config = dir.path().join("modules.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "modules:
+  with_headers:
+    prober: http
+    timeout: 3s
+    http:
+      preferred_ip_protocol: ip4
+      http_headers:
+        Accept-Language:
+          values: [en-US, fr-FR]
+        X-Api-Token:
+          secrets: [Sup3r-Secret-Token]
+        X-Api-Key:
+          files: ['{}']
+",
+            key_file.display()
+        ),
+    )
+    .unwrap();
+    let target = server.url("/echo");
+    let ours = Exporter::start_file(config.clone()).await;
+    let (_, body) = ours.probe("with_headers", &target).await;
+    assert_eq!(metric_value(&body, "probe_success"), Some(1.0), "{body}");
+    let mine = server.last_request();
+    let bb = support::blackbox::Blackbox::start(&config).await;
+    let theirs_body = bb.probe("with_headers", &target).await;
+    assert_eq!(metric_value(&theirs_body, "probe_success"), Some(1.0));
+    let theirs = server.last_request();
+    let sent = |r: &http_server::Recorded| -> Vec<(String, String)> {
+        let mut h: Vec<_> = r
+            .headers
+            .iter()
+            .filter(|(k, _)| ["accept-language", "x-api-token", "x-api-key"].contains(&k.as_str()))
+            .cloned()
+            .collect();
+        h.sort();
+        h
+    };
+    assert_eq!(
+        sent(&mine),
+        vec![
+            ("accept-language".to_string(), "en-US".to_string()),
+            ("accept-language".to_string(), "fr-FR".to_string()),
+            ("x-api-key".to_string(), "key-from-file-77".to_string()),
+            ("x-api-token".to_string(), "Sup3r-Secret-Token".to_string()),
+        ]
+    );
+    assert_eq!(sent(&mine), sent(&theirs), "ours vs blackbox 0.28");
+    let shown = ours.get("/config").await.body;
+    assert!(shown.contains("X-Api-Token"), "{shown}");
+    assert!(!shown.contains("Sup3r-Secret-Token"), "{shown}");
+
+    let reserved = dir.path().join("reserved.yml");
+    std::fs::write(
+        &reserved,
+        "modules:\n  m:\n    prober: http\n    http:\n      http_headers:\n        authorization:\n          values: [x]\n",
+    )
+    .unwrap();
+    let err = siembox_exporter::Config::load_file(&reserved)
+        .expect_err("a reserved header is refused")
+        .to_string();
+    assert!(
+        err.contains("http.http_headers.authorization") && err.contains("not allowed"),
+        "{err}"
+    );
+    let check = std::process::Command::new(support::blackbox::Version::V0_28.binary())
+        .arg(format!("--config.file={}", reserved.display()))
+        .arg("--config.check")
+        .output()
+        .unwrap();
+    assert!(!check.status.success(), "blackbox 0.28 accepted it too");
+}

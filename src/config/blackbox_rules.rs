@@ -69,7 +69,37 @@ fn given<T>(o: &Option<T>) -> bool {
 }
 
 /// Prometheus common's `HTTPClientConfig.Validate`, which blackbox runs on every `http:` section.
+/// Headers Prometheus' HTTP client will not let `http_headers` set (its `ReservedHeaders`).
+const RESERVED_HEADERS: &[&str] = &[
+    "authorization",
+    "host",
+    "content-encoding",
+    "content-length",
+    "content-type",
+    "user-agent",
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "www-authenticate",
+    "accept-encoding",
+    "x-prometheus-remote-write-version",
+    "x-prometheus-remote-read-version",
+    "x-prometheus-scrape-timeout-seconds",
+    "x-amz-date",
+    "x-amz-security-token",
+    "x-amz-content-sha256",
+];
+
 fn http_client(out: &mut Findings, h: &HttpProbe) {
+    for name in h.http_headers.keys() {
+        if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            out.error(
+                &format!("http.http_headers.{name}"),
+                format!("setting header {name:?} is not allowed"),
+            );
+        }
+    }
     let bearer = h.bearer_token.as_ref().is_some_and(|s| !s.is_empty());
     let bearer_file = given(&h.bearer_token_file);
     if bearer && bearer_file {

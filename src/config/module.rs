@@ -227,6 +227,19 @@ pub struct Authorization {
     pub credentials_file: Option<ExistingFile>,
 }
 
+/// Where the values of one `http_headers` entry come from (Prometheus common's `Header`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderSources {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<Secret>,
+    /// Read when probing, as blackbox reads them (a missing file fails the probe, not the load).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<std::path::PathBuf>,
+}
+
 /// OAuth2 client-credentials settings; accepted so blackbox files load (see README for support).
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -292,6 +305,14 @@ pub struct HttpProbe {
         serialize_with = "super::types::serialize_headers"
     )]
     pub headers: BTreeMap<String, String>,
+    /// Prometheus' HTTP client `http_headers` (blackbox 0.28 takes them): each header gets all
+    /// its `values`, `secrets` and the trimmed content of its `files`, read at each probe.
+    #[serde(
+        default,
+        deserialize_with = "or_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub http_headers: BTreeMap<String, HeaderSources>,
     #[serde(default)]
     pub fail_if_body_matches_regexp: Vec<Regexp>,
     #[serde(default)]
@@ -362,6 +383,7 @@ impl Default for HttpProbe {
             fail_if_not_ssl: false,
             method: default_method(),
             headers: BTreeMap::new(),
+            http_headers: BTreeMap::new(),
             fail_if_body_matches_regexp: Vec::new(),
             fail_if_body_not_matches_regexp: Vec::new(),
             fail_if_header_matches: Vec::new(),

@@ -81,6 +81,16 @@ impl Template {
             }
             headers.insert(header, v);
         }
+        for (name, sources) in &cfg.http_headers {
+            let header = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("http.http_headers: {name:?} is not a valid header name"))?;
+            for value in header_source_values(name, sources).await? {
+                let mut v = HeaderValue::from_str(&value)
+                    .map_err(|_| format!("http.http_headers: a value of {name} is not valid"))?;
+                v.set_sensitive(!sources.secrets.is_empty() || !sources.files.is_empty());
+                headers.append(header.clone(), v);
+            }
+        }
         if let Some(h) = req.hostname.filter(|h| !h.is_empty()) {
             custom_host = Some(h.to_string());
         }
@@ -306,7 +316,8 @@ impl Hop {
             if !self.same_origin && (k == AUTHORIZATION || k == COOKIE) {
                 continue;
             }
-            headers.insert(k.clone(), v.clone());
+            // append: a header may carry several values (`http_headers`).
+            headers.append(k.clone(), v.clone());
         }
         if !headers.contains_key(COOKIE) {
             if let Some(c) = cookies.header_for(self.url.host_str().unwrap_or_default()) {
@@ -347,6 +358,26 @@ fn authority_of(url: &Url) -> String {
         Some(p) => format!("{host}:{p}"),
         None => host.to_string(),
     }
+}
+
+/// The values of one `http_headers` entry in Prometheus' order: values, secrets, then each
+/// file's content without surrounding white space (read now, so rotated files apply).
+async fn header_source_values(
+    name: &str,
+    sources: &crate::config::HeaderSources,
+) -> Result<Vec<String>, String> {
+    let mut out = sources.values.clone();
+    out.extend(sources.secrets.iter().map(|s| s.expose().to_string()));
+    for file in &sources.files {
+        let text = tokio::fs::read_to_string(file).await.map_err(|e| {
+            format!(
+                "http.http_headers.{name}: cannot read {}: {e}",
+                file.display()
+            )
+        })?;
+        out.push(text.trim().to_string());
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
