@@ -19,7 +19,7 @@ use support::blackbox::Blackbox;
 use support::certs::TestPki;
 use support::dnsmasq::Dnsmasq;
 use support::http_server::HttpServer;
-use support::prometheus::Prometheus;
+use support::prometheus::{dashboard_panel_queries, Prometheus};
 use support::{free_port, Exporter};
 
 /// The job name the mixin's alerts select (`job="blackbox-exporter"`).
@@ -60,13 +60,6 @@ fn scratch_rules(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn walk_panels<'a>(panels: &'a Value, out: &mut Vec<&'a Value>) {
-    for p in panels.as_array().into_iter().flatten() {
-        out.push(p);
-        walk_panels(&p["panels"], out);
-    }
-}
-
 /// (place, PromQL) of every panel query of the community dashboards, with their variables set
 /// as a user of this test's Prometheus would set them.
 fn dashboard_queries() -> Vec<(String, String)> {
@@ -75,20 +68,14 @@ fn dashboard_queries() -> Vec<(String, String)> {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let d: Value = serde_json::from_str(&read(&path)).unwrap();
-        let mut panels = Vec::new();
-        walk_panels(&d["panels"], &mut panels);
-        for p in panels {
-            for t in p["targets"].as_array().into_iter().flatten() {
-                if let Some(expr) = t["expr"].as_str() {
-                    let q = expr
-                        .replace("$cluster", CLUSTER)
-                        .replace("$job", JOB)
-                        .replace("$instance", ".*")
-                        .replace("$__rate_interval", "1m")
-                        .replace("$__interval", "15s");
-                    out.push((format!("{name}: {:?}", p["title"]), q));
-                }
-            }
+        for (panel, expr) in dashboard_panel_queries(&d) {
+            let q = expr
+                .replace("$cluster", CLUSTER)
+                .replace("$job", JOB)
+                .replace("$instance", ".*")
+                .replace("$__rate_interval", "1m")
+                .replace("$__interval", "15s");
+            out.push((format!("{name}: {panel}"), q));
         }
     }
     out.sort();

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::certs::TestPki;
 use support::dnsmasq::Dnsmasq;
 use support::http_server::HttpServer;
-use support::prometheus::Prometheus;
+use support::prometheus::{dashboard_panel_queries, Prometheus};
 use support::slow_server::SlowServer;
 use support::sshd::{KeyPair, Sshd, SshdOptions};
 use support::{free_port, Exporter};
@@ -86,13 +86,6 @@ fn recording_rules() -> Vec<String> {
     names
 }
 
-fn walk_panels<'a>(panels: &'a Value, out: &mut Vec<&'a Value>) {
-    for p in panels.as_array().into_iter().flatten() {
-        out.push(p);
-        walk_panels(&p["panels"], out);
-    }
-}
-
 /// A Grafana expression as Grafana would send it with the variables set to what this test runs.
 fn grafana_to_promql(expr: &str, exporter: &str) -> String {
     expr.replace("$__rate_interval", "1m")
@@ -114,17 +107,11 @@ fn dashboard_queries(exporter: &str) -> Vec<(String, String)> {
     for path in files("dashboards", "json") {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let d: Value = serde_json::from_str(&read(&path)).unwrap();
-        let mut panels = Vec::new();
-        walk_panels(&d["panels"], &mut panels);
-        for p in panels {
-            for t in p["targets"].as_array().into_iter().flatten() {
-                if let Some(expr) = t["expr"].as_str() {
-                    out.push((
-                        format!("{name}: panel {:?} ({})", p["title"], t["refId"]),
-                        grafana_to_promql(expr, exporter),
-                    ));
-                }
-            }
+        for (panel, expr) in dashboard_panel_queries(&d) {
+            out.push((
+                format!("{name}: panel {panel}"),
+                grafana_to_promql(&expr, exporter),
+            ));
         }
         for v in d["templating"]["list"].as_array().into_iter().flatten() {
             let q = v["query"]["query"].as_str().or(v["query"].as_str());

@@ -115,3 +115,25 @@ impl Drop for Prometheus {
         let _ = self.child.wait();
     }
 }
+
+/// Every panel query of a Grafana dashboard (panels inside rows included), as
+/// (`"<title>" (<refId>)`, expression as written, Grafana variables and all).
+pub fn dashboard_panel_queries(dashboard: &Value) -> Vec<(String, String)> {
+    fn walk<'a>(panels: &'a Value, out: &mut Vec<&'a Value>) {
+        for p in panels.as_array().into_iter().flatten() {
+            out.push(p);
+            walk(&p["panels"], out);
+        }
+    }
+    let mut panels = Vec::new();
+    walk(&dashboard["panels"], &mut panels);
+    let mut out = Vec::new();
+    for p in panels {
+        for t in p["targets"].as_array().into_iter().flatten() {
+            if let Some(expr) = t["expr"].as_str() {
+                out.push((format!("{} ({})", p["title"], t["refId"]), expr.to_string()));
+            }
+        }
+    }
+    out
+}
