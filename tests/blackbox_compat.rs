@@ -747,8 +747,8 @@ async fn tcp_tls_and_bytes_agree_with_blackbox() {
 /// ICMP options, gRPC over TLS, DNS over TLS and HTTP through a proxy
 /// (blackbox CONFIGURATION.md `<icmp_probe>` ttl/payload_size/dont_fragment, `<grpc_probe>` tls,
 /// `<dns_probe>` dns_over_tls; prober/icmp_test.go, grpc_test.go TestGRPCTLSConnection,
-/// http_test.go TestHTTPProxy-style cases). Not yet here: ICMP to `::1`, where blackbox reports
-/// `probe_icmp_reply_hop_limit` from the IPv6 control message and we do not (issue #15).
+/// http_test.go TestHTTPProxy-style cases); ICMP to `::1`, where both report
+/// `probe_icmp_reply_hop_limit` from the IPv6 control message (prober/icmp.go `FlagHopLimit`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn icmp_grpc_tls_dot_and_proxy_agree_with_blackbox() {
     use support::grpc_server::{GrpcHealthServer, NOT_SERVING};
@@ -773,6 +773,10 @@ async fn icmp_grpc_tls_dot_and_proxy_agree_with_blackbox() {
     prober: icmp
     timeout: 3s
     icmp: {{preferred_ip_protocol: ip4, dont_fragment: true}}
+  icmp_v6:
+    prober: icmp
+    timeout: 3s
+    icmp: {{preferred_ip_protocol: ip6, ip_protocol_fallback: false}}
   grpc_tls:
     prober: grpc
     timeout: 3s
@@ -816,6 +820,10 @@ async fn icmp_grpc_tls_dot_and_proxy_agree_with_blackbox() {
         Case {
             module: "icmp_df",
             target: "127.0.0.1".into(),
+        },
+        Case {
+            module: "icmp_v6",
+            target: "::1".into(),
         },
         Case {
             module: "grpc_tls",

@@ -105,6 +105,13 @@ async fn echo_to_ipv6_loopback_when_the_machine_has_it() {
     assert_eq!(metric_value(&body, "probe_success"), Some(1.0), "{body}");
     assert!(rtt(&body) > 0.0);
     assert_eq!(metric_value(&body, "probe_ip_protocol"), Some(6.0));
+    // Linux loopback's default hop limit, read from the reply's IPV6_HOPLIMIT control message
+    // (blackbox prober/icmp.go reads the same; 0.28 reports 64 here too).
+    assert_eq!(
+        metric_value(&body, "probe_icmp_reply_hop_limit"),
+        Some(64.0),
+        "{body}"
+    );
 }
 
 #[tokio::test]

@@ -4,16 +4,19 @@
 //! Socket: an unprivileged datagram ICMP socket (`SOCK_DGRAM`/`IPPROTO_ICMP`) first, which Linux
 //! allows when the process's group is inside `net.ipv4.ping_group_range` (it covers IPv6 too);
 //! otherwise a raw socket, which needs root or `CAP_NET_RAW`. Without either the probe fails with
-//! a clear message. Which one was used is written to the probe log. surge-ping does the packet
-//! work; the reply TTL (`probe_icmp_reply_hop_limit`) is only visible on raw IPv4 sockets, where
-//! the kernel hands us the IP header.
+//! a clear message. Which one was used is written to the probe log. surge-ping does the IPv4
+//! packet work, where the reply TTL (`probe_icmp_reply_hop_limit`) is only visible on raw
+//! sockets, which carry the IP header; IPv6 goes through `icmp6`, which reads the reply's hop
+//! limit from its control message as blackbox does.
 
+use super::icmp6::Icmp6Socket;
 use super::recorder::{FailureReason, ProbeRecorder};
 use super::resolve::resolve_target;
 use super::{ProbeEnv, ProbeRequest};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::OnceLock;
+use std::time::Duration;
 use surge_ping::{Client, Config, IcmpPacket, PingIdentifier, PingSequence, SurgeError, ICMP};
 use tokio::time::Instant;
 
@@ -45,12 +48,12 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
     set_phase(rec, "resolve", lookup);
 
     let setup_start = Instant::now();
-    let mut builder = Config::builder().kind(if ip.is_ipv6() { ICMP::V6 } else { ICMP::V4 });
+    let mut source = None;
     if let Some(src) = &cfg.source_ip_address {
         match src.parse::<IpAddr>() {
             Ok(s) if s.is_ipv6() == ip.is_ipv6() => {
                 rec.info(format!("Using source address {s}"));
-                builder = builder.bind(SocketAddr::new(s, 0));
+                source = Some(s);
             }
             Ok(s) => {
                 rec.fail(
@@ -68,12 +71,12 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
             }
         }
     }
-    if let Some(ttl) = cfg.ttl.filter(|t| *t > 0) {
+    let ttl = cfg.ttl.filter(|t| *t > 0).map(u32::from);
+    if let Some(ttl) = ttl {
         rec.debug(format!("Setting TTL (hop limit) {ttl}"));
-        builder = builder.ttl(u32::from(ttl));
     }
-    let client = match Client::new(&builder.build()) {
-        Ok(c) => c,
+    let socket = match EchoSocket::open(ip, source, ttl) {
+        Ok(s) => s,
         Err(e) => {
             rec.fail(
                 FailureReason::Connection,
@@ -85,30 +88,30 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
             return false;
         }
     };
-    let socket = client.get_socket();
-    let privileged = socket.get_type() == socket2::Type::RAW;
-    rec.info(if privileged {
+    rec.info(if socket.is_raw() {
         "Created raw ICMP socket (privileged)"
     } else {
         "Created unprivileged datagram ICMP socket"
     });
     if cfg.dont_fragment {
-        if ip.is_ipv6() {
-            rec.debug("dont_fragment applies to ip4 only; ignored for an IPv6 target");
-        } else if let Err(e) = set_dont_fragment(socket.get_native_sock()) {
-            rec.fail(
-                FailureReason::Config,
-                format!("cannot set the don't-fragment bit: {e}"),
-            );
-            return false;
-        } else {
-            rec.debug("Set the don't-fragment bit (IP_PMTUDISC_DO)");
+        match &socket {
+            EchoSocket::V6(..) => {
+                rec.debug("dont_fragment applies to ip4 only; ignored for an IPv6 target")
+            }
+            EchoSocket::V4(client, _) => {
+                if let Err(e) = set_dont_fragment(client.get_socket().get_native_sock()) {
+                    rec.fail(
+                        FailureReason::Config,
+                        format!("cannot set the don't-fragment bit: {e}"),
+                    );
+                    return false;
+                }
+                rec.debug("Set the don't-fragment bit (IP_PMTUDISC_DO)");
+            }
         }
     }
     let payload = payload(cfg.payload_size);
     let seq = next_sequence();
-    let mut pinger = client.pinger(ip, PingIdentifier(identifier())).await;
-    pinger.timeout(req.deadline.saturating_duration_since(Instant::now()));
     set_phase(rec, "setup", setup_start.elapsed().as_secs_f64());
 
     rec.info(format!(
@@ -116,18 +119,16 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
         seq.0,
         payload.len()
     ));
-    match pinger.ping(seq, &payload).await {
-        Ok((packet, rtt)) => match reply_kind(&packet) {
+    match socket.echo(seq, &payload, req.deadline).await {
+        Ok(echo) => match reply_kind(&echo.packet) {
             Reply::Echo => {
-                set_phase(rec, "rtt", rtt.as_secs_f64());
-                if let IcmpPacket::V4(p) = &packet {
-                    if let Some(ttl) = p.get_ttl() {
-                        rec.gauge(
-                            "probe_icmp_reply_hop_limit",
-                            "Replied packet hop limit (TTL for ipv4)",
-                            f64::from(ttl),
-                        );
-                    }
+                set_phase(rec, "rtt", echo.rtt.as_secs_f64());
+                if let Some(hops) = echo.hop_limit {
+                    rec.gauge(
+                        "probe_icmp_reply_hop_limit",
+                        "Replied packet hop limit (TTL for ipv4)",
+                        f64::from(hops),
+                    );
                 }
                 rec.info("Found matching reply packet");
                 true
@@ -153,6 +154,88 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
                 format!("Error sending or receiving ICMP: {e}"),
             );
             false
+        }
+    }
+}
+
+/// The socket of one probe and its target: surge-ping's for IPv4, ours for IPv6 (see `icmp6`).
+enum EchoSocket {
+    V4(Client, IpAddr),
+    V6(Icmp6Socket, Ipv6Addr),
+}
+
+/// The reply to our echo request, its round trip, and the hop limit (TTL) it arrived with when
+/// the socket shows it (always for IPv6; for IPv4 on raw sockets only, which carry the header).
+struct Echo {
+    packet: IcmpPacket,
+    rtt: Duration,
+    hop_limit: Option<u8>,
+}
+
+impl EchoSocket {
+    /// `source`, when given, is of the target's family (checked by the caller).
+    fn open(ip: IpAddr, source: Option<IpAddr>, ttl: Option<u32>) -> std::io::Result<Self> {
+        match ip {
+            IpAddr::V6(target) => {
+                let source = match source {
+                    Some(IpAddr::V6(s)) => Some(s),
+                    _ => None,
+                };
+                Icmp6Socket::open(source, ttl).map(|s| Self::V6(s, target))
+            }
+            IpAddr::V4(_) => {
+                let mut builder = Config::builder().kind(ICMP::V4);
+                if let Some(s) = source {
+                    builder = builder.bind(SocketAddr::new(s, 0));
+                }
+                if let Some(ttl) = ttl {
+                    builder = builder.ttl(ttl);
+                }
+                Client::new(&builder.build()).map(|c| Self::V4(c, ip))
+            }
+        }
+    }
+
+    fn is_raw(&self) -> bool {
+        match self {
+            Self::V4(client, _) => client.get_socket().get_type() == socket2::Type::RAW,
+            Self::V6(socket, _) => socket.is_raw(),
+        }
+    }
+
+    async fn echo(
+        &self,
+        seq: PingSequence,
+        payload: &[u8],
+        deadline: Instant,
+    ) -> Result<Echo, SurgeError> {
+        let ident = PingIdentifier(identifier());
+        match self {
+            Self::V4(client, target) => {
+                let mut pinger = client.pinger(*target, ident).await;
+                pinger.timeout(deadline.saturating_duration_since(Instant::now()));
+                let (packet, rtt) = pinger.ping(seq, payload).await?;
+                let hop_limit = match &packet {
+                    IcmpPacket::V4(p) => p.get_ttl(),
+                    IcmpPacket::V6(_) => None,
+                };
+                Ok(Echo {
+                    packet,
+                    rtt,
+                    hop_limit,
+                })
+            }
+            Self::V6(socket, target) => {
+                let (sent, reply) =
+                    tokio::time::timeout_at(deadline, socket.echo(*target, ident, seq, payload))
+                        .await
+                        .map_err(|_| SurgeError::Timeout { seq })??;
+                Ok(Echo {
+                    rtt: reply.received.saturating_duration_since(sent),
+                    packet: IcmpPacket::V6(reply.packet),
+                    hop_limit: reply.hop_limit,
+                })
+            }
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod dns;
 pub mod grpc;
 pub mod http;
 pub mod icmp;
+mod icmp6;
 pub mod mongodb;
 pub mod mysql;
 pub mod pools;
