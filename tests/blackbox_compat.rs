@@ -1233,3 +1233,88 @@ async fn brotli_bodies_agree_with_blackbox() {
         );
     }
 }
+
+/// `name{labels}` lines of `name` in an exposition, each as its label set (label order aside).
+fn labelled(body: &str, name: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+    let prefix = format!("{name}{{");
+    body.lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .filter_map(|l| l.rsplit_once("} "))
+        .map(|(labels, _)| {
+            let mut out = std::collections::BTreeMap::new();
+            let mut rest = labels;
+            while let Some((key, after)) = rest.split_once("=\"") {
+                let mut value = String::new();
+                let mut chars = after.char_indices();
+                let mut end = after.len();
+                while let Some((i, c)) = chars.next() {
+                    match c {
+                        '\\' => value.push(chars.next().map(|(_, c)| c).unwrap_or('\\')),
+                        '"' => {
+                            end = i + 1;
+                            break;
+                        }
+                        c => value.push(c),
+                    }
+                }
+                out.insert(key.trim_start_matches(',').to_string(), value);
+                rest = &after[end..];
+            }
+            out
+        })
+        .collect()
+}
+
+/// blackbox prober/tls.go: `getLastChainExpiry` (over every verified chain, the earliest
+/// notAfter of the chain, root included; the latest of those) and the labels of
+/// `probe_ssl_last_chain_info` (`pkix.Name.String()` subject and issuer, `DNSNames` joined by
+/// ",", serial as `%x` of its bytes). A CA re-issued under the same name and key verifies the
+/// leaf through either copy: 2030 through the first, 2035 through the second; the series is 2035.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_chain_expiry_and_info_agree_with_blackbox() {
+    use support::certs::{ReissuedCa, LONG_ROOT_NOT_AFTER};
+    let pki = ReissuedCa::generate();
+    let web = support::http_server::HttpServer::start_tls(&pki.leaf, false).await;
+    let config = write_config(&format!(
+        "modules:
+  https:
+    prober: http
+    timeout: 3s
+    http:
+      preferred_ip_protocol: ip4
+      tls_config: {{ca_file: {ca}}}
+",
+        ca = pki.ca_file.display()
+    ));
+    let target = web.url("/");
+    let cases = [Case {
+        module: "https",
+        target: target.clone(),
+    }];
+    compare(&config, &[Version::V0_28], &cases).await;
+
+    let ours = Exporter::start_file(config.clone()).await;
+    let bb = Blackbox::start(&config).await;
+    let (_, mine) = ours.probe("https", &target).await;
+    let theirs = bb.probe("https", &target).await;
+    let expiry = "probe_ssl_last_chain_expiry_timestamp_seconds";
+    assert_eq!(
+        metric_value(&theirs, expiry),
+        Some(LONG_ROOT_NOT_AFTER as f64),
+        "{theirs}"
+    );
+    assert_eq!(
+        metric_value(&mine, expiry),
+        Some(LONG_ROOT_NOT_AFTER as f64),
+        "{mine}"
+    );
+    let info = "probe_ssl_last_chain_info";
+    let (want, got) = (labelled(&theirs, info), labelled(&mine, info));
+    assert_eq!(want.len(), 1, "{theirs}");
+    assert_eq!(got, want, "ours:\n{mine}\nblackbox:\n{theirs}");
+    let labels = &got[0];
+    assert_eq!(labels["subject"], "CN=chain.test,O=Siembox Org");
+    assert_eq!(labels["issuer"], "CN=siembox reissued CA,O=Siembox Test\\, Inc.");
+    assert_eq!(labels["subjectalternative"], "localhost,chain.test");
+    assert_eq!(labels["serialnumber"], "8f123456");
+}

@@ -20,6 +20,8 @@ pub mod ssh_audit;
 pub mod target;
 pub mod tcp;
 pub mod tls;
+mod go_x509;
+mod tls_chains;
 mod tls_verify;
 
 use crate::config::{Config, Module, ProberKind, TlsConfig};

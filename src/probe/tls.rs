@@ -75,9 +75,10 @@ impl TlsClient {
             None
         } else {
             Some(ChainVerifier::new(
-                WebPkiServerVerifier::builder_with_provider(roots, provider())
+                WebPkiServerVerifier::builder_with_provider(roots.clone(), provider())
                     .build()
                     .map_err(|e| format!("cannot build certificate verifier: {e}"))?,
+                roots,
                 anchors,
             ))
         };
@@ -137,6 +138,7 @@ impl TlsClient {
             .peer_certificates()
             .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
             .unwrap_or_default();
+        let mut last_chain = None;
         if let Some(verifier) = &self.verifier {
             let Some((end, intermediates)) = certs.split_first() else {
                 rec.fail(FailureReason::Tls, "server sent no certificate");
@@ -156,11 +158,17 @@ impl TlsClient {
                 );
                 return None;
             }
+            last_chain = verifier.last_chain_expiry(
+                end,
+                intermediates,
+                provider().signature_verification_algorithms.all,
+            );
         }
         record_tls_state(
             conn.protocol_version(),
             conn.negotiated_cipher_suite(),
             &certs,
+            last_chain,
             rec,
         );
         Some(stream)
@@ -323,12 +331,14 @@ impl ServerCertVerifier for DeferredVerifier {
 ///
 /// `probe_ssl_earliest_cert_expiry` is the earliest `notAfter` over every certificate the server
 /// sent (leaf and intermediates, not the trust anchor it may omit).
-/// `probe_ssl_last_chain_expiry_timestamp_seconds` is the earliest `notAfter` of the chain as sent,
-/// and `probe_ssl_last_chain_info` describes its leaf.
+/// `probe_ssl_last_chain_expiry_timestamp_seconds` is `last_chain`, the expiry of the verified
+/// chain that lasts longest (see `tls_chains`), or without verification the earliest `notAfter`
+/// of the chain as sent; `probe_ssl_last_chain_info` describes the leaf as Go prints it.
 pub fn record_tls_state(
     version: Option<rustls::ProtocolVersion>,
     suite: Option<rustls::SupportedCipherSuite>,
     certs: &[CertificateDer<'_>],
+    last_chain: Option<i64>,
     rec: &mut ProbeRecorder,
 ) {
     if let Some(v) = version {
@@ -363,42 +373,25 @@ pub fn record_tls_state(
         rec.gauge(
             "probe_ssl_last_chain_expiry_timestamp_seconds",
             "Returns last SSL chain expiry in timestamp",
-            e as f64,
+            last_chain.unwrap_or(e) as f64,
         );
     }
     if let Some(leaf) = certs.first() {
         if let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf.as_ref()) {
             let fingerprint = hex(&Sha256::digest(leaf.as_ref()));
-            let sans = cert
-                .subject_alternative_name()
-                .ok()
-                .flatten()
-                .map(|ext| {
-                    ext.value
-                        .general_names
-                        .iter()
-                        .filter_map(|n| match n {
-                            x509_parser::extensions::GeneralName::DNSName(d) => {
-                                Some((*d).to_string())
-                            }
-                            x509_parser::extensions::GeneralName::IPAddress(b) => ip_from_bytes(b),
-                            _ => None,
-                        })
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_default();
+            let sans = super::go_x509::dns_names(&cert);
             rec.gauge_with(
                 "probe_ssl_last_chain_info",
                 "Contains SSL leaf certificate information",
                 &[
                     ("fingerprint_sha256", &fingerprint),
-                    ("subject", &cert.subject().to_string()),
-                    ("issuer", &cert.issuer().to_string()),
+                    ("subject", &super::go_x509::name(cert.subject())),
+                    ("issuer", &super::go_x509::name(cert.issuer())),
                     ("subjectalternative", &sans),
                     (
                         "serialnumber",
-                        &cert.raw_serial_as_string().replace(':', ""),
+                        // Go prints the serial's big-endian magnitude: no leading zero byte.
+                        &hex(trim_zeros(cert.raw_serial())),
                     ),
                 ],
                 1.0,
@@ -416,15 +409,9 @@ fn earliest_expiry(certs: &[CertificateDer<'_>]) -> Option<i64> {
         .min()
 }
 
-fn ip_from_bytes(b: &[u8]) -> Option<String> {
-    match b.len() {
-        4 => Some(std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).to_string()),
-        16 => {
-            let arr: [u8; 16] = b.try_into().ok()?;
-            Some(std::net::Ipv6Addr::from(arr).to_string())
-        }
-        _ => None,
-    }
+fn trim_zeros(bytes: &[u8]) -> &[u8] {
+    let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    &bytes[first..]
 }
 
 fn hex(bytes: &[u8]) -> String {
