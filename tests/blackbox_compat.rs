@@ -1318,3 +1318,60 @@ async fn last_chain_expiry_and_info_agree_with_blackbox() {
     assert_eq!(labels["subjectalternative"], "localhost,chain.test");
     assert_eq!(labels["serialnumber"], "8f123456");
 }
+
+/// How `/probe` reads its query (blackbox prober/handler.go: `r.URL.Query()`, Go's
+/// `url.ParseQuery`, then `params.Get`): percent escapes decoded, a parameter given twice takes
+/// its first value, a pair with a broken escape or a `;` is dropped (its target is "missing").
+/// Raw query strings, sent as written to ours and to both blackbox releases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_query_is_read_as_blackbox_reads_it() {
+    let server = support::line_server::LineServer::start(b"hello\r\n").await;
+    let t = server.target();
+    let encoded: String = t.bytes().map(|b| format!("%{b:02X}")).collect();
+    let config = write_config(
+        "modules:
+  tcp:
+    prober: tcp
+    timeout: 2s
+    tcp: {preferred_ip_protocol: ip4}
+",
+    );
+    let queries = [
+        format!("module=tcp&target={encoded}"),
+        format!("module=tcp&target={t}&target=127.0.0.1:1"),
+        format!("module=tcp&target=127.0.0.1:1&target={t}"),
+        format!("target={t}&module=tcp&module=nosuch"),
+        "module=tcp&target=%zz".to_string(),
+        format!("module=tcp&target={t}%2"),
+        format!("module=tcp&target={t};x=1"),
+        format!("module=tcp&target={t}&debug=false&debug=true"),
+    ];
+    let ours = Exporter::start_file(config.clone()).await;
+    let mut problems = Vec::new();
+    for v in Version::ALL {
+        let bb = Blackbox::start_version(v, &config).await;
+        for q in &queries {
+            let path = format!("/probe?{q}");
+            let (theirs, mine) = (bb.get(&path).await, ours.get(&path).await);
+            let verdict = |r: &support::Response| {
+                if r.status == 200 {
+                    format!(
+                        "200 probe_success={:?} debug={}",
+                        metric_value(&r.body, "probe_success"),
+                        r.body.contains("Logs for the probe")
+                    )
+                } else {
+                    format!("{} {}", r.status, r.body.trim())
+                }
+            };
+            if verdict(&theirs) != verdict(&mine) {
+                problems.push(format!(
+                    "{q}: blackbox {v:?} {} / ours {}",
+                    verdict(&theirs),
+                    verdict(&mine)
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

@@ -3,6 +3,7 @@
 pub mod gzip;
 mod logs;
 mod probe;
+mod query;
 mod respond;
 mod status;
 
