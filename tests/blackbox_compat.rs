@@ -1375,3 +1375,31 @@ async fn probe_query_is_read_as_blackbox_reads_it() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// The one deliberate difference in reading a target (README, "Differences from
+/// blackbox_exporter", URL scheme case): 0.28's prober/http.go prepends `http://` to any target
+/// not starting with lower-case `http://` or `https://`, so `HTTP://host/` fails there; RFC 3986
+/// §3.1 makes the scheme case-insensitive, and ours probes it. Pinned side by side so the README
+/// row stays true.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upper_case_url_scheme_is_the_documented_difference() {
+    let web = support::http_server::HttpServer::start().await;
+    let config = write_config(
+        "modules:
+  http:
+    prober: http
+    timeout: 2s
+    http: {preferred_ip_protocol: ip4}
+",
+    );
+    let ours = Exporter::start_file(config.clone()).await;
+    let bb = Blackbox::start(&config).await;
+    let lower = web.url("/");
+    for target in [lower.replacen("http", "HTTP", 1), lower.replacen("http", "Http", 1)] {
+        let (_, mine) = ours.probe("http", &target).await;
+        let theirs = bb.probe("http", &target).await;
+        assert_eq!(metric_value(&mine, "probe_success"), Some(1.0), "{target}\n{mine}");
+        assert_eq!(metric_value(&theirs, "probe_success"), Some(0.0), "{target}\n{theirs}");
+    }
+    compare(&config, &[Version::V0_28], &[Case { module: "http", target: lower }]).await;
+}
