@@ -1314,7 +1314,10 @@ async fn last_chain_expiry_and_info_agree_with_blackbox() {
     assert_eq!(got, want, "ours:\n{mine}\nblackbox:\n{theirs}");
     let labels = &got[0];
     assert_eq!(labels["subject"], "CN=chain.test,O=Siembox Org");
-    assert_eq!(labels["issuer"], "CN=siembox reissued CA,O=Siembox Test\\, Inc.");
+    assert_eq!(
+        labels["issuer"],
+        "CN=siembox reissued CA,O=Siembox Test\\, Inc."
+    );
     assert_eq!(labels["subjectalternative"], "localhost,chain.test");
     assert_eq!(labels["serialnumber"], "8f123456");
 }
@@ -1395,11 +1398,30 @@ async fn upper_case_url_scheme_is_the_documented_difference() {
     let ours = Exporter::start_file(config.clone()).await;
     let bb = Blackbox::start(&config).await;
     let lower = web.url("/");
-    for target in [lower.replacen("http", "HTTP", 1), lower.replacen("http", "Http", 1)] {
+    for target in [
+        lower.replacen("http", "HTTP", 1),
+        lower.replacen("http", "Http", 1),
+    ] {
         let (_, mine) = ours.probe("http", &target).await;
         let theirs = bb.probe("http", &target).await;
-        assert_eq!(metric_value(&mine, "probe_success"), Some(1.0), "{target}\n{mine}");
-        assert_eq!(metric_value(&theirs, "probe_success"), Some(0.0), "{target}\n{theirs}");
+        assert_eq!(
+            metric_value(&mine, "probe_success"),
+            Some(1.0),
+            "{target}\n{mine}"
+        );
+        assert_eq!(
+            metric_value(&theirs, "probe_success"),
+            Some(0.0),
+            "{target}\n{theirs}"
+        );
     }
-    compare(&config, &[Version::V0_28], &[Case { module: "http", target: lower }]).await;
+    compare(
+        &config,
+        &[Version::V0_28],
+        &[Case {
+            module: "http",
+            target: lower,
+        }],
+    )
+    .await;
 }

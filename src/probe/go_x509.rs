@@ -41,7 +41,9 @@ pub fn name(name: &X509Name<'_>) -> String {
                 named[i].push(format!("{short}={}", escape(v)));
             }
             (Some(_), None) => {}
-            (None, Some(v)) => rdns.push(vec![format!("{}=#{}", oid.to_id_string(), der_string(v))]),
+            (None, Some(v)) => {
+                rdns.push(vec![format!("{}=#{}", oid.to_id_string(), der_string(v))])
+            }
             (None, None) => {}
         }
     }
@@ -91,9 +93,9 @@ fn escape(value: &str) -> String {
 /// Hex of the DER Go's `asn1.Marshal` gives a string: PrintableString when every character is
 /// in its set, UTF8String otherwise.
 fn der_string(v: &str) -> String {
-    let printable = v.chars().all(|c| {
-        c.is_ascii_alphanumeric() || " '()+,-./:=?".contains(c)
-    });
+    let printable = v
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || " '()+,-./:=?".contains(c));
     let mut der = vec![if printable { 0x13 } else { 0x0c }];
     let len = v.len();
     if len < 0x80 {

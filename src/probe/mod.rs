@@ -4,6 +4,7 @@
 pub mod allow;
 pub mod db;
 pub mod dns;
+mod go_x509;
 pub mod grpc;
 pub mod http;
 pub mod icmp;
@@ -20,7 +21,6 @@ pub mod ssh_audit;
 pub mod target;
 pub mod tcp;
 pub mod tls;
-mod go_x509;
 mod tls_chains;
 mod tls_verify;
 
