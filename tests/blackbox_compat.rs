@@ -1312,6 +1312,14 @@ async fn last_chain_expiry_and_info_agree_with_blackbox() {
     let (want, got) = (labelled(&theirs, info), labelled(&mine, info));
     assert_eq!(want.len(), 1, "{theirs}");
     assert_eq!(got, want, "ours:\n{mine}\nblackbox:\n{theirs}");
+    // The series line itself too (labels in the order blackbox prints them).
+    let series = |body: &str| {
+        body.lines()
+            .find(|l| l.starts_with("probe_ssl_last_chain_info{"))
+            .and_then(|l| l.rsplit_once(' '))
+            .map(|(s, _)| s.to_string())
+    };
+    assert_eq!(series(&mine), series(&theirs));
     let labels = &got[0];
     assert_eq!(labels["subject"], "CN=chain.test,O=Siembox Org");
     assert_eq!(

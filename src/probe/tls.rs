@@ -384,15 +384,17 @@ pub fn record_tls_state(
                 "probe_ssl_last_chain_info",
                 "Contains SSL leaf certificate information",
                 &[
+                    // In the order Go's client prints them (sorted), so the series line is
+                    // byte-for-byte blackbox's.
                     ("fingerprint_sha256", &fingerprint),
-                    ("subject", &super::go_x509::name(cert.subject())),
                     ("issuer", &super::go_x509::name(cert.issuer())),
-                    ("subjectalternative", &sans),
                     (
                         "serialnumber",
                         // Go prints the serial's big-endian magnitude: no leading zero byte.
                         &hex(trim_zeros(cert.raw_serial())),
                     ),
+                    ("subject", &super::go_x509::name(cert.subject())),
+                    ("subjectalternative", &sans),
                 ],
                 1.0,
             );
