@@ -4,20 +4,18 @@
 //! Socket: an unprivileged datagram ICMP socket (`SOCK_DGRAM`/`IPPROTO_ICMP`) first, which Linux
 //! allows when the process's group is inside `net.ipv4.ping_group_range` (it covers IPv6 too);
 //! otherwise a raw socket, which needs root or `CAP_NET_RAW`. Without either the probe fails with
-//! a clear message. Which one was used is written to the probe log. surge-ping does the IPv4
-//! packet work, where the reply TTL (`probe_icmp_reply_hop_limit`) is only visible on raw
-//! sockets, which carry the IP header; IPv6 goes through `icmp6`, which reads the reply's hop
-//! limit from its control message as blackbox does.
+//! a clear message. Which one was used is written to the probe log. The socket work is in
+//! `icmp_echo`, which also reads the reply's hop limit (`probe_icmp_reply_hop_limit`) as
+//! blackbox does; surge-ping decodes the packets.
 
-use super::icmp6::Icmp6Socket;
+use super::icmp_echo::EchoSocket;
 use super::recorder::{FailureReason, ProbeRecorder};
 use super::resolve::resolve_target;
 use super::{ProbeEnv, ProbeRequest};
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::OnceLock;
-use std::time::Duration;
-use surge_ping::{Client, Config, IcmpPacket, PingIdentifier, PingSequence, SurgeError, ICMP};
+use surge_ping::{IcmpPacket, PingIdentifier, PingSequence, SurgeError};
 use tokio::time::Instant;
 
 const PHASE_HELP: &str = "Duration of icmp request by phase";
@@ -94,20 +92,16 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
         "Created unprivileged datagram ICMP socket"
     });
     if cfg.dont_fragment {
-        match &socket {
-            EchoSocket::V6(..) => {
-                rec.debug("dont_fragment applies to ip4 only; ignored for an IPv6 target")
-            }
-            EchoSocket::V4(client, _) => {
-                if let Err(e) = set_dont_fragment(client.get_socket().get_native_sock()) {
-                    rec.fail(
-                        FailureReason::Config,
-                        format!("cannot set the don't-fragment bit: {e}"),
-                    );
-                    return false;
-                }
-                rec.debug("Set the don't-fragment bit (IP_PMTUDISC_DO)");
-            }
+        if ip.is_ipv6() {
+            rec.debug("dont_fragment applies to ip4 only; ignored for an IPv6 target");
+        } else if let Err(e) = set_dont_fragment(socket.fd()) {
+            rec.fail(
+                FailureReason::Config,
+                format!("cannot set the don't-fragment bit: {e}"),
+            );
+            return false;
+        } else {
+            rec.debug("Set the don't-fragment bit (IP_PMTUDISC_DO)");
         }
     }
     let payload = payload(cfg.payload_size);
@@ -119,10 +113,16 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
         seq.0,
         payload.len()
     ));
-    match socket.echo(seq, &payload, req.deadline).await {
-        Ok(echo) => match reply_kind(&echo.packet) {
+    let exchange = socket.echo(ip, PingIdentifier(identifier()), seq, &payload);
+    let result = match tokio::time::timeout_at(req.deadline, exchange).await {
+        Ok(r) => r.map_err(SurgeError::from),
+        Err(_) => Err(SurgeError::Timeout { seq }),
+    };
+    match result {
+        Ok((sent, echo)) => match reply_kind(&echo.packet) {
             Reply::Echo => {
-                set_phase(rec, "rtt", echo.rtt.as_secs_f64());
+                let rtt = echo.received.saturating_duration_since(sent);
+                set_phase(rec, "rtt", rtt.as_secs_f64());
                 if let Some(hops) = echo.hop_limit {
                     rec.gauge(
                         "probe_icmp_reply_hop_limit",
@@ -154,88 +154,6 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
                 format!("Error sending or receiving ICMP: {e}"),
             );
             false
-        }
-    }
-}
-
-/// The socket of one probe and its target: surge-ping's for IPv4, ours for IPv6 (see `icmp6`).
-enum EchoSocket {
-    V4(Client, IpAddr),
-    V6(Icmp6Socket, Ipv6Addr),
-}
-
-/// The reply to our echo request, its round trip, and the hop limit (TTL) it arrived with when
-/// the socket shows it (always for IPv6; for IPv4 on raw sockets only, which carry the header).
-struct Echo {
-    packet: IcmpPacket,
-    rtt: Duration,
-    hop_limit: Option<u8>,
-}
-
-impl EchoSocket {
-    /// `source`, when given, is of the target's family (checked by the caller).
-    fn open(ip: IpAddr, source: Option<IpAddr>, ttl: Option<u32>) -> std::io::Result<Self> {
-        match ip {
-            IpAddr::V6(target) => {
-                let source = match source {
-                    Some(IpAddr::V6(s)) => Some(s),
-                    _ => None,
-                };
-                Icmp6Socket::open(source, ttl).map(|s| Self::V6(s, target))
-            }
-            IpAddr::V4(_) => {
-                let mut builder = Config::builder().kind(ICMP::V4);
-                if let Some(s) = source {
-                    builder = builder.bind(SocketAddr::new(s, 0));
-                }
-                if let Some(ttl) = ttl {
-                    builder = builder.ttl(ttl);
-                }
-                Client::new(&builder.build()).map(|c| Self::V4(c, ip))
-            }
-        }
-    }
-
-    fn is_raw(&self) -> bool {
-        match self {
-            Self::V4(client, _) => client.get_socket().get_type() == socket2::Type::RAW,
-            Self::V6(socket, _) => socket.is_raw(),
-        }
-    }
-
-    async fn echo(
-        &self,
-        seq: PingSequence,
-        payload: &[u8],
-        deadline: Instant,
-    ) -> Result<Echo, SurgeError> {
-        let ident = PingIdentifier(identifier());
-        match self {
-            Self::V4(client, target) => {
-                let mut pinger = client.pinger(*target, ident).await;
-                pinger.timeout(deadline.saturating_duration_since(Instant::now()));
-                let (packet, rtt) = pinger.ping(seq, payload).await?;
-                let hop_limit = match &packet {
-                    IcmpPacket::V4(p) => p.get_ttl(),
-                    IcmpPacket::V6(_) => None,
-                };
-                Ok(Echo {
-                    packet,
-                    rtt,
-                    hop_limit,
-                })
-            }
-            Self::V6(socket, target) => {
-                let (sent, reply) =
-                    tokio::time::timeout_at(deadline, socket.echo(*target, ident, seq, payload))
-                        .await
-                        .map_err(|_| SurgeError::Timeout { seq })??;
-                Ok(Echo {
-                    rtt: reply.received.saturating_duration_since(sent),
-                    packet: IcmpPacket::V6(reply.packet),
-                    hop_limit: reply.hop_limit,
-                })
-            }
         }
     }
 }

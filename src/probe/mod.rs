@@ -8,7 +8,7 @@ mod go_x509;
 pub mod grpc;
 pub mod http;
 pub mod icmp;
-mod icmp6;
+mod icmp_echo;
 pub mod mongodb;
 pub mod mysql;
 pub mod pools;
