@@ -15,6 +15,14 @@ const DELIBERATE_OMISSIONS: &[(&str, &str, &str)] = &[(
     "blackbox reports 0 for plaintext gRPC, which fires certificate-expiry alerts",
 )];
 
+/// Values we report differently on purpose, by module prefix, with the reason (also in
+/// README.md, "Differences from blackbox_exporter"): the series is still compared by name.
+const DELIBERATE_VALUE_DIFFERENCES: &[(&str, &str, &str)] = &[(
+    "https_insecure",
+    "probe_ssl_last_chain_expiry_timestamp_seconds",
+    "no chain is verified: blackbox reports Go's zero time, we the sent chain's expiry",
+)];
+
 struct Case {
     module: &'static str,
     target: String,
@@ -72,9 +80,15 @@ async fn differences(ours: &Exporter, bb: &Blackbox, cases: &[Case]) -> Vec<Stri
             ));
         }
         let (want, got) = (key_samples(&theirs), key_samples(&mine));
+        let value_differs_on_purpose = |series: &str| {
+            let name = series.split('{').next().unwrap_or_default();
+            DELIBERATE_VALUE_DIFFERENCES
+                .iter()
+                .any(|(prefix, n, _)| c.module.starts_with(prefix) && name == *n)
+        };
         let differing: Vec<String> = want
             .iter()
-            .filter(|(series, _)| !omitted(series))
+            .filter(|(series, _)| !omitted(series) && !value_differs_on_purpose(series))
             .filter(|(series, _)| !got.contains_key(*series) || got[*series] != want[*series])
             .map(|(series, value)| format!("{series} blackbox={value} ours={:?}", got.get(series)))
             .collect();
@@ -110,6 +124,7 @@ const KEY_VALUES: &[&str] = &[
     "probe_grpc_healthcheck_response",
     "probe_grpc_ssl",
     "probe_icmp_reply_hop_limit",
+    "probe_ssl_last_chain_expiry_timestamp_seconds",
 ];
 
 /// `name{labels}` → value for the KEY_VALUES samples of an exposition (numbers compared as
