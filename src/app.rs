@@ -24,6 +24,15 @@ pub struct AppOptions {
     /// `--web.shutdown-timeout`: how long requests in flight get to finish once shutdown is
     /// asked for; what still runs then is cancelled.
     pub shutdown_timeout: Duration,
+    /// `--web.max-connections`: open connections on the listener; past it the oldest idle
+    /// one is shed (see `server::connections`).
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, counted from when the
+    /// connection is ready for one: it bounds stalled clients and idle keep-alive alike.
+    pub header_read_timeout: Duration,
+    /// `--config.enable-auto-reload` with `--config.auto-reload-interval`: how often the config
+    /// file is checked for changed content and reloaded (`None`: only on request).
+    pub auto_reload_interval: Option<Duration>,
 }
 
 impl Default for AppOptions {
@@ -32,6 +41,9 @@ impl Default for AppOptions {
             timeout_offset: Duration::from_millis(500),
             schedule_shard: Shard::default(),
             shutdown_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(30),
+            auto_reload_interval: None,
         }
     }
 }
@@ -50,6 +62,19 @@ pub struct App {
     pub scheduler: Scheduler,
     /// Recent outcomes per (module, target) for the status page and `/logs`.
     pub history: ProbeHistory,
+    /// Held for the whole of a reload: `/-/reload`, SIGHUP and the auto-reload timer may ask at
+    /// once, and blackbox too runs them one at a time.
+    reload_lock: parking_lot::Mutex<()>,
+}
+
+/// What a successful reload did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reloaded {
+    /// The file's content changed; the new config now serves.
+    Applied,
+    /// The same bytes as the running config: nothing was touched, no pool dropped, no cache
+    /// cleared, no schedule reconciled (blackbox 0.28 CHANGELOG #1464).
+    Unchanged,
 }
 
 impl App {
@@ -75,9 +100,11 @@ impl App {
             flights: SingleFlight::new(),
             scheduler,
             history: ProbeHistory::default(),
+            reload_lock: parking_lot::Mutex::new(()),
         });
         app.scheduler.start(&app);
         spawn_housekeeping(&app);
+        spawn_auto_reload(&app);
         app
     }
 
@@ -89,36 +116,41 @@ impl App {
         self.config_path.as_ref()
     }
 
-    /// Re-reads the config file. A bad file is rejected whole: the old config keeps serving,
-    /// the error is logged and `..._last_reload_successful` drops to 0.
-    pub fn reload(&self) -> Result<(), ConfigError> {
-        let loaded = match &self.config_path {
-            Some(p) => Config::load_file(p),
-            None => Ok(Config::builtin()),
+    /// Re-reads the config file. The same bytes as the running config change nothing
+    /// ([`Reloaded::Unchanged`]). A bad file is rejected whole: the old config keeps serving, the
+    /// error is logged and `..._last_reload_successful` drops to 0.
+    pub fn reload(&self) -> Result<Reloaded, ConfigError> {
+        let _one_at_a_time = self.reload_lock.lock();
+        let origin = self
+            .config_path
+            .as_ref()
+            .map_or("<built-in>".into(), |p| p.display().to_string());
+        let text = match &self.config_path {
+            Some(p) => Config::read_source(p),
+            None => Ok(crate::config::BUILTIN_YAML.to_string()),
         };
-        match loaded {
-            Ok(config) => {
-                let origin = self
-                    .config_path
-                    .as_ref()
-                    .map_or("<built-in>".into(), |p| p.display().to_string());
+        let changed = text.and_then(|text| {
+            if Some(crate::config::source_checksum(&text)) == self.config().source_checksum {
+                return Ok(None);
+            }
+            Config::from_yaml_str(&text, &origin).map(Some)
+        });
+        match changed {
+            Ok(None) => {
+                // blackbox 0.28 config/config.go ReloadConfig: an unchanged file still counts as a
+                // successful reload (its deferred SetToCurrentTime runs); nothing else happens.
+                self.mark_reload_successful();
+                tracing::debug!(file = ?self.config_path, "configuration unchanged; nothing reloaded");
+                Ok(Reloaded::Unchanged)
+            }
+            Ok(Some(config)) => {
                 for w in crate::config::format_warnings(&origin, &config.warnings).lines() {
                     tracing::warn!(problem = w, "configuration warning");
                 }
-                self.env.auditor.apply_config(&config);
-                self.history
-                    .retain_modules(|m| config.modules.contains_key(m));
-                let config = Arc::new(config);
-                self.config.store(config.clone());
-                self.env.config_changed();
-                self.env.pools.retain_modules(&config.modules);
-                self.limiter.apply(&config.limits);
-                self.flights.clear_cache();
-                self.scheduler.restart(&config);
-                self.metrics.reload_successful.set(1);
-                self.metrics.reload_success_timestamp.set(unix_now());
+                self.apply(config);
+                self.mark_reload_successful();
                 tracing::info!(file = ?self.config_path, "configuration reloaded");
-                Ok(())
+                Ok(Reloaded::Applied)
             }
             Err(e) => {
                 self.metrics.reload_successful.set(0);
@@ -127,6 +159,25 @@ impl App {
                 Err(e)
             }
         }
+    }
+
+    /// Swaps in a new config and brings every part that depends on it in line.
+    fn apply(&self, config: Config) {
+        self.env.auditor.apply_config(&config);
+        self.history
+            .retain_modules(|m| config.modules.contains_key(m));
+        let config = Arc::new(config);
+        self.config.store(config.clone());
+        self.env.config_changed();
+        self.env.pools.retain_modules(&config.modules);
+        self.limiter.apply(&config.limits);
+        self.flights.clear_cache();
+        self.scheduler.restart(&config);
+    }
+
+    fn mark_reload_successful(&self) {
+        self.metrics.reload_successful.set(1);
+        self.metrics.reload_success_timestamp.set(unix_now());
     }
 
     /// Runs `module_name` against `target` within `timeout` as an on-scrape request.
@@ -240,6 +291,34 @@ fn spawn_housekeeping(app: &Arc<App>) {
             every.tick().await;
             let Some(app) = weak.upgrade() else { return };
             app.limiter.forget_idle_hosts();
+        }
+    });
+}
+
+/// `--config.enable-auto-reload`: reloads on a timer; [`App::reload`] itself skips a file whose
+/// content did not change, so an unchanged file costs one read and one hash per tick.
+fn spawn_auto_reload(app: &Arc<App>) {
+    // A zero period would make tokio's interval panic; the flag already refuses it.
+    let Some(every) = app.options.auto_reload_interval.filter(|d| !d.is_zero()) else {
+        return;
+    };
+    if tokio::runtime::Handle::try_current().is_err() {
+        return;
+    }
+    if app.config_path.is_none() {
+        tracing::warn!("--config.enable-auto-reload has no file to watch without --config.file");
+        return;
+    }
+    let weak = Arc::downgrade(app);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            let Some(app) = weak.upgrade() else { return };
+            // Reading and parsing the file is blocking work.
+            let _ = tokio::task::spawn_blocking(move || app.reload()).await;
         }
     });
 }

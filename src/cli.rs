@@ -3,6 +3,7 @@
 use clap::{CommandFactory, Parser, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -43,22 +44,37 @@ pub struct Cli {
     #[arg(long = "config.check")]
     pub config_check: bool,
 
+    /// Check the configuration file every --config.auto-reload-interval and reload it when its
+    /// content changed (a ConfigMap's symlink swap included).
+    #[arg(long = "config.enable-auto-reload")]
+    pub config_enable_auto_reload: bool,
+
+    /// How often --config.enable-auto-reload checks the file: a duration like 30s or 500ms, or
+    /// whole seconds as blackbox_exporter takes it (30).
+    #[arg(long = "config.auto-reload-interval", value_name = "DURATION", default_value = "30s", value_parser = parse_reload_interval)]
+    pub config_auto_reload_interval: std::time::Duration,
+
     /// Address to listen on for /probe, /metrics and the rest.
     #[arg(long = "web.listen-address", value_name = "ADDR", default_value = ":9847", value_parser = parse_listen_address)]
     pub listen_address: SocketAddr,
 
     /// On SIGTERM or Ctrl-C: stop accepting, let requests in flight finish for at most this
     /// long (a duration like 10s), then cancel the rest and exit.
-    #[arg(long = "web.shutdown-timeout", value_name = "DURATION", default_value = "10s", value_parser = crate::config::parse_duration)]
+    #[arg(long = "web.shutdown-timeout", value_name = "DURATION", default_value = "10s", value_parser = parse_shutdown_timeout)]
     pub shutdown_timeout: std::time::Duration,
+
+    /// Open connections the listener keeps; past it a new connection closes the oldest one with
+    /// no request in flight (or is refused when all are busy).
+    #[arg(long = "web.max-connections", value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
 
     /// Web config file (Prometheus exporter-toolkit format): TLS and basic auth for every endpoint.
     #[arg(long = "web.config.file", value_name = "FILE")]
     pub web_config_file: Option<PathBuf>,
 
     /// Seconds subtracted from Prometheus' scrape timeout to leave time to answer.
-    #[arg(long = "timeout-offset", value_name = "SECONDS", default_value_t = 0.5)]
-    pub timeout_offset: f64,
+    #[arg(long = "timeout-offset", value_name = "SECONDS", default_value = "0.5", value_parser = parse_timeout_offset)]
+    pub timeout_offset: Duration,
 
     /// Run only this replica's share of the scheduled targets: replica i (0-based) of n, by a
     /// stable hash of module and target, so n replicas cover every target exactly once.
@@ -66,7 +82,7 @@ pub struct Cli {
     pub schedule_shard: crate::schedule::Shard,
 
     /// Only log messages with the given severity or above: debug, info, warn, error.
-    #[arg(long = "log.level", value_name = "LEVEL", default_value = "info")]
+    #[arg(long = "log.level", value_name = "LEVEL", default_value = "info", value_parser = ["debug", "info", "warn", "error"])]
     pub log_level: String,
 
     /// Output format of log messages.
@@ -98,6 +114,22 @@ pub fn write_man_page(out: &mut dyn std::io::Write) -> std::io::Result<()> {
     clap_mangen::Man::new(Cli::command()).render(out)
 }
 
+/// A positive duration (`30s`, `500ms`) or, as blackbox 0.28 reads this flag, whole seconds (`30`).
+pub fn parse_reload_interval(s: &str) -> Result<std::time::Duration, String> {
+    let d = if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        let secs: u64 = s
+            .parse()
+            .map_err(|_| format!("{s:?} is too many seconds"))?;
+        std::time::Duration::from_secs(secs)
+    } else {
+        crate::config::parse_duration(s)?
+    };
+    if d.is_zero() {
+        return Err("the interval must be more than zero (like 30s or 500ms)".into());
+    }
+    Ok(d)
+}
+
 /// Accepts `:9847` (all interfaces, as Go programs do), `host:port` and `[v6]:port`.
 pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
     let full = if s.starts_with(':') {
@@ -115,6 +147,35 @@ pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("listen address {s:?} resolves to nothing"))
 }
 
+/// The largest `--timeout-offset`: more than any scrape timeout, so larger values mean nothing.
+const MAX_TIMEOUT_OFFSET_SECONDS: f64 = 3600.0;
+/// The longest `--web.shutdown-timeout`: a day; past that a supervisor has long given up.
+const MAX_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(86_400);
+
+/// Seconds as a number from 0 to an hour; `inf`, NaN, negative and huge values are errors
+/// (they would make every probe time out at once, or overflow a `Duration`).
+pub fn parse_timeout_offset(s: &str) -> Result<Duration, String> {
+    let seconds: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !seconds.is_finite() || !(0.0..=MAX_TIMEOUT_OFFSET_SECONDS).contains(&seconds) {
+        return Err(format!(
+            "{s:?} is not between 0 and {MAX_TIMEOUT_OFFSET_SECONDS} seconds"
+        ));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// A duration (`10s`) of at most a day.
+pub fn parse_shutdown_timeout(s: &str) -> Result<Duration, String> {
+    let d = crate::config::parse_duration(s)?;
+    if d > MAX_SHUTDOWN_TIMEOUT {
+        return Err(format!("{s:?} is longer than 24h"));
+    }
+    Ok(d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +189,28 @@ mod tests {
         );
         assert!(parse_listen_address("[::1]:80").unwrap().is_ipv6());
         assert!(parse_listen_address("nonsense").is_err());
+    }
+
+    #[test]
+    fn reload_interval_forms() {
+        use std::time::Duration;
+        assert_eq!(parse_reload_interval("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(
+            parse_reload_interval("200ms"),
+            Ok(Duration::from_millis(200))
+        );
+        assert_eq!(parse_reload_interval("1m30s"), Ok(Duration::from_secs(90)));
+        for bad in [
+            "0",
+            "0s",
+            "-5s",
+            "-5",
+            "soon",
+            "",
+            "5x",
+            "99999999999999999999999",
+        ] {
+            assert!(parse_reload_interval(bad).is_err(), "{bad:?} accepted");
+        }
     }
 }

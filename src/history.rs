@@ -177,7 +177,9 @@ impl ProbeHistory {
 
     /// Records one finished probe.
     pub fn record(&self, module: &str, target: &str, outcome: &Arc<ProbeOutcome>) {
-        let target = cut(target, self.limits.max_target_bytes);
+        // Kept (and shown on the status page and /logs) without any credentials it holds.
+        let target = crate::probe::target::redacted(target);
+        let target = cut(&target, self.limits.max_target_bytes);
         let record = Record::of(outcome);
         // Whatever leaves the history is dropped after the lock is released.
         let mut dropped: Option<Record> = None;
@@ -236,10 +238,27 @@ impl ProbeHistory {
 
     /// The history of one key, if it has one.
     pub fn get(&self, module: &str, target: &str) -> Option<TargetHistory> {
-        let target = cut(target, self.limits.max_target_bytes);
+        let target = crate::probe::target::redacted(target);
+        let target = cut(&target, self.limits.max_target_bytes);
         let inner = self.inner.lock();
         let entry = inner.modules.get(module)?.get(target)?;
         Some(snapshot(module, target, entry))
+    }
+
+    /// `target`'s history under `module`, or with `module` empty under whichever module probed it
+    /// last (blackbox's `/logs?target=T` filter, main.go).
+    pub fn find(&self, module: &str, target: &str) -> Option<TargetHistory> {
+        if !module.is_empty() {
+            return self.get(module, target);
+        }
+        let target = cut(target, self.limits.max_target_bytes);
+        let inner = self.inner.lock();
+        let (m, e) = inner
+            .modules
+            .iter()
+            .filter_map(|(m, targets)| Some((m, targets.get(target)?)))
+            .max_by_key(|(_, e)| e.touched)?;
+        Some(snapshot(m, target, e))
     }
 
     /// The most recently updated keys, newest first, at most `limit`, and the number of keys.

@@ -13,5 +13,5 @@ pub mod probe;
 pub mod schedule;
 pub mod server;
 
-pub use app::{App, AppOptions};
+pub use app::{App, AppOptions, Reloaded};
 pub use config::Config;

@@ -71,9 +71,14 @@ fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     let options = AppOptions {
-        timeout_offset: Duration::from_secs_f64(cli.timeout_offset.max(0.0)),
+        timeout_offset: cli.timeout_offset,
         schedule_shard: cli.schedule_shard,
         shutdown_timeout: cli.shutdown_timeout,
+        max_connections: cli.max_connections as usize,
+        auto_reload_interval: cli
+            .config_enable_auto_reload
+            .then_some(cli.config_auto_reload_interval),
+        ..AppOptions::default()
     };
     let web = match &cli.web_config_file {
         Some(path) => Some(std::sync::Arc::new(

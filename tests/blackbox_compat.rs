@@ -1075,6 +1075,29 @@ async fn certificate_verdicts_and_series_agree_with_blackbox() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // blackbox prober/tls.go: the leaf's labels as Go prints them (DN order and escapes, serial,
+    // DNS names only), on a certificate whose names hold more than a CN.
+    let (_, mine) = ours.probe("http_ca", &valid.url("/")).await;
+    let theirs = bb.probe("http_ca", &valid.url("/")).await;
+    let chain_info = |body: &str| {
+        body.lines()
+            .find(|l| l.starts_with("probe_ssl_last_chain_info{"))
+            .map(|l| {
+                let mut labels: Vec<String> = l
+                    ["probe_ssl_last_chain_info{".len()..l.rfind('}').unwrap()]
+                    .split("\",")
+                    .map(|p| p.trim_end_matches('"').to_string())
+                    .collect();
+                labels.sort();
+                labels
+            })
+    };
+    assert!(chain_info(&theirs).is_some(), "{theirs}");
+    assert_eq!(
+        chain_info(&mine),
+        chain_info(&theirs),
+        "ours:\n{mine}\nblackbox:\n{theirs}"
+    );
     let (_, mine) = ours.probe("http_ca", &expired.url("/")).await;
     assert_eq!(
         metric_value(&mine, "probe_ssl_unverified_cert_expiry"),

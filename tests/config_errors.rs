@@ -475,17 +475,19 @@ fn binary_outside_byte_fields_is_a_warning() {
 // unknown compression in prober/http.go) load here too, with a warning naming line and field.
 #[test]
 fn probe_time_values_load_with_a_warning() {
-    let yaml = "modules:\n  d:\n    prober: dns\n    dns:\n      query_name: example.org\n      valid_rcodes: [NOERROR, NOT_A_RCODE]\n  h:\n    prober: http\n    http:\n      compression: zstd\n";
+    let yaml = "modules:\n  d:\n    prober: dns\n    dns:\n      query_name: example.org\n      valid_rcodes: [NOERROR, NOT_A_RCODE]\n      transport_protocol: quic\n  h:\n    prober: http\n    http:\n      compression: zstd\n";
     let (ours, theirs) = load_both(yaml);
     assert!(theirs.is_ok(), "{theirs:?}");
     let c = ours.unwrap_or_else(|e| panic!("{e}"));
     let w = siembox_exporter::config::format_warnings("test.yml", &c.warnings);
     assert!(
-        w.contains("test.yml:6: field modules.d.dns.valid_rcodes") && w.contains("NOT_A_RCODE"),
+        w.contains("test.yml:6: field modules.d.dns.valid_rcodes")
+            && w.contains("NOT_A_RCODE")
+            && w.contains("test.yml:7: field modules.d.dns.transport_protocol"),
         "{w}"
     );
     assert!(
-        w.contains("test.yml:10: field modules.h.http.compression"),
+        w.contains("test.yml:11: field modules.h.http.compression"),
         "{w}"
     );
 }

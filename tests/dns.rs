@@ -320,6 +320,11 @@ async fn bad_dns_modules_are_rejected_at_load_naming_the_field() {
         Some(1.0),
         "{body}"
     );
+    // An unknown transport_protocol likewise loads (warning) and fails each probe.
+    let ex = Exporter::start("modules:\n  q:\n    prober: dns\n    dns:\n      query_name: www.example.test\n      transport_protocol: quic\n").await;
+    let body = probe(&ex, "q", &dns.target()).await;
+    assert_eq!(success(&body), 0.0, "{body}");
+    assert_eq!(reason(&body), Some("config"), "{body}");
 }
 
 const BLACKBOX_EXAMPLE: &str = "/usr/share/doc/prometheus-blackbox-exporter/examples/example.yml";

@@ -5,8 +5,8 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::binary::{get, Binary};
 use support::redis_server::RedisServer;
 use support::slow_server::SlowServer;
 use support::{metric_value, metric_value_with, request, Exporter};
@@ -88,87 +88,6 @@ async fn reload_under_load_loses_no_in_flight_probe() {
     // The rebuilt redis pool serves the next probe.
     let (_, body) = ex.probe("blocked", &redis.address()).await;
     assert_eq!(metric_value(&body, "probe_success"), Some(1.0), "{body}");
-}
-
-/// The exporter binary as a child process on a free port; killed if a test fails before it
-/// exits by itself.
-struct Binary {
-    child: Child,
-    port: u16,
-    log: std::path::PathBuf,
-}
-
-impl Binary {
-    fn start(config: &str, extra: &[&str]) -> Binary {
-        let dir = tempfile::tempdir().unwrap().keep();
-        let path = dir.join("siembox.yml");
-        std::fs::write(&path, config).unwrap();
-        let log = dir.join("stderr.log");
-        let port = support::free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_siembox-exporter"))
-            .arg("--config.file")
-            .arg(&path)
-            .args(["--web.listen-address", &format!("127.0.0.1:{port}")])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let b = Binary { child, port, log };
-        let until = Instant::now() + Duration::from_secs(10);
-        while get(port, "/-/healthy").is_none_or(|r| !r.contains("200 OK")) {
-            assert!(Instant::now() < until, "the exporter never answered");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        b
-    }
-
-    fn terminate(&self) {
-        // SAFETY: kill(2) on our own child's pid.
-        assert_eq!(
-            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) },
-            0
-        );
-    }
-
-    /// Waits up to `limit` for the process to exit by itself.
-    fn wait(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let until = Instant::now() + limit;
-        while Instant::now() < until {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One HTTP/1.1 request on a fresh connection: the raw response, or None if the connection
-/// could not be made or closed before any answer.
-fn get(port: u16, path: &str) -> Option<String> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    (!out.is_empty()).then_some(out)
 }
 
 const TCP_MODULE: &str = "modules:\n  slow:\n    prober: tcp\n    timeout: 60s\n    tcp:\n      query_response:\n        - expect: \"^READY\"\n";

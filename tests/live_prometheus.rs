@@ -207,6 +207,8 @@ async fn a_real_prometheus_finds_every_bundle_metric_panel_and_recording_rule() 
     let http = HttpServer::start().await;
     let pki = TestPki::generate();
     let https = HttpServer::start_tls(&pki.valid, false).await;
+    // Expired: the probe fails, probe_ssl_unverified_cert_expiry says when it expired.
+    let expired = HttpServer::start_tls(&pki.expired, false).await;
     let dns = Dnsmasq::start();
     // Slower than the 1s interval: runs overlap and are skipped.
     let slow = SlowServer::start(Duration::from_millis(1500)).await;
@@ -244,7 +246,7 @@ servers:
   - {{name: local, address: "{sshd}"}}
 schedule:
   - {{module: http_2xx, interval: 1s, targets: ["{h}/", "{h}/status/500", "{h}/gzip", "{h}/headers"]}}
-  - {{module: https_2xx, interval: 1s, targets: ["{hs}/"]}}
+  - {{module: https_2xx, interval: 1s, targets: ["{hs}/", "{expired}/"]}}
   - {{module: http_no_hello, interval: 1s, targets: ["{h}/"]}}
   - {{module: tcp_connect, interval: 1s, targets: ["{tcp_open}", "127.0.0.1:{closed}"]}}
   - {{module: tcp_slow, interval: 1s, targets: ["{slow}"]}}
@@ -261,6 +263,7 @@ schedule:
         sshd = sshd.address(),
         h = http.url("").trim_end_matches('/'),
         hs = https.url("").trim_end_matches('/'),
+        expired = expired.url("").trim_end_matches('/'),
         tcp_open = http.addr,
         slow = slow.target(),
         dns = dns.target(),
@@ -321,6 +324,7 @@ scrape_configs:
         "count(probe_success{module=~'https_2xx|dns_a|icmp|pg|redis|vps_audit'} == 1) == 6"
             .to_string(),
         "probe_success{module='tcp_connect'} == 0".to_string(),
+        "probe_ssl_unverified_cert_expiry{module='https_2xx'} < time()".to_string(),
         "probe_failed_due_to_regex{module='http_no_hello'} == 1".to_string(),
         "probe_http_status_code{target=~'.*/status/500'} == 500".to_string(),
         "siembox_queue_rejected_total{type='ssh', reason='rate_limited'} > 0".to_string(),

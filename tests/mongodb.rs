@@ -387,8 +387,7 @@ fn a_malformed_command_document_is_a_config_error_naming_the_field() {
     let yaml =
         "modules:\n  m:\n    prober: mongodb\n    mongodb:\n      command: '{\"dbStats\": '\n";
     let err = siembox_exporter::Config::from_yaml_str(yaml, "siembox.yml")
-        .err()
-        .expect("a malformed command is refused")
+        .expect_err("a malformed command is refused")
         .to_string();
     assert!(err.contains("modules.m.mongodb.command"), "{err}");
     assert!(err.contains("siembox.yml"), "{err}");

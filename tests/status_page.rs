@@ -164,7 +164,12 @@ async fn logs_of_a_probed_target_with_its_failure_reason() {
         .to_str()
         .unwrap()
         .starts_with("text/plain"));
-    assert!(r.body.contains(&format!("target={closed}")), "{}", r.body);
+    // blackbox's body: the probe's debug output, as `/probe?debug=true` showed it.
+    assert!(r.body.starts_with("Logs for the probe:\n"), "{}", r.body);
+    assert!(r
+        .body
+        .contains("\n\n\nMetrics that would have been returned:\n"));
+    assert!(r.body.contains("probe_success 0"), "{}", r.body);
     assert!(
         r.body.contains("failure_reason=connection_refused"),
         "{}",
@@ -177,28 +182,88 @@ async fn logs_of_a_probed_target_with_its_failure_reason() {
         .get(&format!("/logs?module=tcp_connect&target={}", ex.addr))
         .await;
     assert_eq!(ok.status, 200);
-    assert!(ok.body.contains("Last probe: success"), "{}", ok.body);
+    assert!(ok.body.starts_with("Logs for the probe:\n"), "{}", ok.body);
+    assert!(ok.body.contains("probe_success 1"), "{}", ok.body);
     assert!(!ok.body.contains("failure_reason"), "{}", ok.body);
 }
 
-#[tokio::test]
-async fn logs_of_an_unknown_target_is_a_clear_404() {
-    let ex = Exporter::start(CONFIG).await;
-    let r = ex.get("/logs?module=tcp_connect&target=10.9.9.9:1").await;
-    assert_eq!(r.status, 404);
-    assert!(
-        r.body
-            .starts_with("no probe history for module \"tcp_connect\" and target \"10.9.9.9:1\""),
-        "{}",
-        r.body
+/// blackbox 0.28 main.go's `/logs` handler beside ours, after the same probes: the same status
+/// for every query form, the same words when nothing matches or the query is wrong, and a match
+/// answered with the probe's debug output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_query_forms_and_answers_match_blackbox() {
+    let yaml =
+        "modules:\n  tcp_connect:\n    prober: tcp\n    timeout: 2s\n  other:\n    prober: tcp\n";
+    let bb_config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(bb_config.path(), yaml).unwrap();
+    let bb = support::blackbox::Blackbox::start(bb_config.path()).await;
+    let ex = Exporter::start(yaml).await;
+    let up = ex.addr.to_string();
+    let closed = format!("127.0.0.1:{}", free_port());
+    for t in [&up, &closed] {
+        bb.probe("tcp_connect", t).await;
+        assert_eq!(ex.probe("tcp_connect", t).await.0, 200);
+    }
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let (up, closed) = (enc(&up), enc(&closed));
+    let cases = [
+        ("/logs".to_string(), 400),
+        ("/logs?module=tcp_connect".into(), 400),
+        (format!("/logs?target={up}&id=0"), 400),
+        ("/logs?id=nonsense".into(), 400),
+        ("/logs?id=-1".into(), 400),
+        ("/logs?target=10.9.9.9:1".into(), 404),
+        (format!("/logs?target={up}&module=other"), 404),
+        (format!("/logs?target={up}&module=nosuchmodule"), 404),
+        (format!("/logs?target={up}"), 200),
+        (format!("/logs?target={up}&module="), 200),
+        (format!("/logs?target={closed}&module=tcp_connect"), 200),
+        (
+            format!("/logs?module=tcp_connect&target={closed}&target=x"),
+            200,
+        ),
+    ];
+    for (q, status) in cases {
+        let b = support::get(&format!("http://127.0.0.1:{}{q}", bb.port), &[]).await;
+        let o = ex.get(&q).await;
+        assert_eq!(
+            (b.status, o.status),
+            (status, status),
+            "{q}: {:?} / {:?}",
+            b.body,
+            o.body
+        );
+        let content_type =
+            |r: &support::Response| r.headers["content-type"].to_str().unwrap().to_string();
+        if status == 200 {
+            for body in [&b.body, &o.body] {
+                assert!(body.starts_with("Logs for the probe:\n"), "{q}: {body}");
+                assert!(
+                    body.contains("\n\n\nMetrics that would have been returned:\n"),
+                    "{q}"
+                );
+                assert!(body.contains("\n\n\nModule configuration"), "{q}");
+            }
+            assert!(content_type(&o).starts_with("text/plain"));
+        } else {
+            assert_eq!(o.body, b.body, "{q}");
+            assert_eq!(content_type(&o), content_type(&b), "{q}");
+        }
+    }
+    assert_eq!(
+        ex.get("/logs?target=10.9.9.9:1").await.body,
+        "Probe target not found\n"
     );
-    let r = ex.get("/logs?module=tcp_connect").await;
-    assert_eq!(r.status, 400);
+    // The failed probe's logs are those of the failure.
+    let o = ex.get(&format!("/logs?target={closed}")).await.body;
     assert!(
-        r.body.contains("target parameters are required"),
-        "{}",
-        r.body
+        o.contains("probe_success 0") && o.contains("connection_refused"),
+        "{o}"
     );
+    // blackbox numbers its probes for its status page's links; we keep no ids and say so.
+    let o = ex.get("/logs?id=0").await;
+    assert_eq!(o.status, 400);
+    assert!(o.body.contains("ask by target"), "{}", o.body);
 }
 
 // ---- the page --------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct Secured {
     ex: Exporter,
+    web: Arc<WebSecurity>,
     cert: CertificateDer<'static>,
     _dir: tempfile::TempDir,
 }
@@ -32,9 +33,10 @@ async fn start_secured(extra: &str) -> Secured {
     std::fs::write(&web_path, web).unwrap();
     let web = Arc::new(WebSecurity::load(&web_path).unwrap_or_else(|e| panic!("{e}")));
     let app = App::new(Config::builtin(), None, AppOptions::default());
-    let ex = Exporter::start_secured(app, Some(web)).await;
+    let ex = Exporter::start_secured(app, Some(web.clone())).await;
     Secured {
         ex,
+        web,
         cert: ck.cert.der().clone(),
         _dir: dir,
     }
@@ -165,4 +167,120 @@ fn invalid_web_config_names_the_field() {
         e.contains("web.yml") && e.contains("tls_server_config") && e.contains("/nonexistent.pem"),
         "{e}"
     );
+}
+
+/// Over TLS the same bounds hold: clients stalled before, in and after the handshake are shed
+/// at the connection cap, and a scrape still gets through within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_tls_clients_cannot_lock_out_a_scrape() {
+    let s = start_secured("").await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(s.cert.clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    // Handshake done, then silence: the oldest, so the first to go.
+    let mut after_handshake = Vec::new();
+    for _ in 0..20 {
+        let tcp = tokio::net::TcpStream::connect(s.ex.addr).await.unwrap();
+        let tls = connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
+        after_handshake.push(tls);
+    }
+    let mut silent = Vec::new();
+    for _ in 0..2000 {
+        silent.push(tokio::net::TcpStream::connect(s.ex.addr).await.unwrap());
+    }
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        tls_get(s.ex.addr, &s.cert, "/-/healthy", Some("admin:s3cret-pass")),
+    )
+    .await
+    .expect("/-/healthy did not answer within 1 s")
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    for (i, tls) in after_handshake.iter_mut().enumerate() {
+        let mut buf = [0u8; 64];
+        let read =
+            tokio::time::timeout(std::time::Duration::from_secs(2), tls.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0) | Err(_))),
+            "client {i}, idle after its handshake, was not shed: {read:?}"
+        );
+    }
+}
+
+/// A flood of the same wrong password costs one bcrypt, however many requests and however
+/// concurrent; an unknown user costs one too, so refusals do not tell user names apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_passwords_cost_one_bcrypt_each_and_unknown_users_cost_one_too() {
+    let s = start_secured("").await;
+    let runs = || s.web.auth.bcrypt_runs();
+    assert_eq!(runs(), 0);
+    let concurrent =
+        (0..40).map(|_| tls_get(s.ex.addr, &s.cert, "/-/healthy", Some("admin:wrong")));
+    for resp in futures::future::join_all(concurrent).await {
+        assert!(resp.unwrap().starts_with("HTTP/1.1 401"));
+    }
+    for _ in 0..20 {
+        let resp = tls_get(s.ex.addr, &s.cert, "/-/healthy", Some("admin:wrong"))
+            .await
+            .unwrap();
+        assert!(resp.starts_with("HTTP/1.1 401"));
+    }
+    assert_eq!(
+        runs(),
+        1,
+        "60 identical wrong attempts ran more than one bcrypt"
+    );
+    for _ in 0..5 {
+        let resp = tls_get(s.ex.addr, &s.cert, "/-/healthy", Some("nobody:s3cret-pass"))
+            .await
+            .unwrap();
+        assert!(resp.starts_with("HTTP/1.1 401"));
+    }
+    assert_eq!(runs(), 2, "an unknown user must cost a bcrypt (once)");
+    let ok = tls_get(s.ex.addr, &s.cert, "/-/healthy", Some("admin:s3cret-pass"))
+        .await
+        .unwrap();
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    let ok = tls_get(s.ex.addr, &s.cert, "/-/healthy", Some("admin:s3cret-pass"))
+        .await
+        .unwrap();
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    assert_eq!(runs(), 3);
+}
+
+/// At a real cost (10), refusing an unknown user takes about as long as refusing a wrong
+/// password of a known one: both run one bcrypt of that cost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusing_an_unknown_user_takes_as_long_as_a_wrong_password() {
+    use siembox_exporter::server::basic_auth::BasicAuth;
+    let hash = bcrypt::hash("right", 10).unwrap();
+    let auth = BasicAuth::new([("admin".to_string(), hash)].into_iter().collect());
+    let timed = |user: &'static str, pw: &'static str| {
+        let auth = &auth;
+        async move {
+            let started = std::time::Instant::now();
+            assert!(!auth.check(user, pw).await);
+            started.elapsed()
+        }
+    };
+    let known = timed("admin", "wrong-1").await;
+    let unknown = timed("nobody", "wrong-2").await;
+    assert!(
+        unknown.as_secs_f64() > known.as_secs_f64() * 0.5,
+        "unknown user refused in {unknown:?}, a wrong password in {known:?}"
+    );
+    // Cached verdicts answer without a bcrypt: far under one.
+    let again = timed("nobody", "wrong-2").await;
+    assert!(again < known / 10, "{again:?} vs {known:?}");
+    assert_eq!(auth.bcrypt_runs(), 2);
 }

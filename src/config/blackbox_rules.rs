@@ -1,7 +1,8 @@
 //! blackbox_exporter 0.28's load-time rules for one module, so a file is accepted or rejected as
 //! blackbox would: the "at most one of" rules of Prometheus' HTTP client and TLS settings, the
 //! http prober's cross-field rules, header matchers and `query_response` steps. Values blackbox
-//! only checks when probing (an unknown `valid_rcodes` name, a `compression` it cannot decode)
+//! only checks when probing (an unknown `valid_rcodes` name, a `compression` it cannot decode,
+//! a `transport_protocol` other than udp or tcp)
 //! are warnings here: the file loads, and probes of that module fail with the reason.
 
 use super::module::{HeaderMatch, HttpProbe, Module, QueryResponse, TlsConfig};
@@ -311,6 +312,12 @@ fn query_response(out: &mut Findings, at: &str, step: &QueryResponse) {
 /// written; everything else (rcode names, the name's syntax, the source address) when probing.
 fn dns(out: &mut Findings, module: &Module) {
     let d = &module.dns;
+    if d.transport_protocol == super::module::DnsTransport::Unsupported {
+        out.warn(
+            "dns.transport_protocol",
+            "transport_protocol is neither udp nor tcp: probes with this module will fail",
+        );
+    }
     if d.section_written && d.query_name.is_empty() {
         out.error("dns.query_name", "query name must be set for DNS module");
     } else if module.prober == ProberKind::Dns && d.query_name.is_empty() {

@@ -65,12 +65,24 @@ pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
 
 impl Config {
     pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = read_capped(path)?;
+        let text = Config::read_source(path)?;
         Config::from_yaml_str(&text, &path.display().to_string())
     }
 
-    /// Parses and validates; `origin` names the source in errors (a file path).
+    /// The config file's text, size-capped; what a reload hashes before deciding to parse.
+    pub fn read_source(path: &Path) -> Result<String, ConfigError> {
+        read_capped(path)
+    }
+
+    /// Parses and validates; `origin` names the source in errors (a file path). The result
+    /// carries the checksum of `text`.
     pub fn from_yaml_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let mut config = Config::parse_and_validate(text, origin)?;
+        config.source_checksum = Some(source_checksum(text));
+        Ok(config)
+    }
+
+    fn parse_and_validate(text: &str, origin: &str) -> Result<Config, ConfigError> {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
@@ -166,6 +178,13 @@ pub fn read_yaml_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, 
 }
 
 /// Reads a text file of at most [`MAX_CONFIG_BYTES`].
+/// SHA-256 of a config file's bytes, as blackbox 0.28 compares them: content, not mtime, so a
+/// ConfigMap's symlink swap counts and a touch does not.
+pub fn source_checksum(text: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes()).into()
+}
+
 fn read_capped(path: &Path) -> Result<String, ConfigError> {
     let origin = path.display().to_string();
     let cannot =

@@ -10,7 +10,9 @@ mod types;
 mod validate;
 
 pub use duration::{parse_duration, PromDuration};
-pub use load::{format_warnings, parse_yaml, read_yaml_file, ConfigError, ConfigProblem};
+pub use load::{
+    format_warnings, parse_yaml, read_yaml_file, source_checksum, ConfigError, ConfigProblem,
+};
 pub use module::*;
 pub use services::*;
 pub use types::*;
@@ -41,6 +43,10 @@ pub struct Config {
     /// answers `/probe` for them with 400 "Unknown prober"; so do we. They are not in `modules`.
     #[serde(skip)]
     pub unknown_probers: BTreeMap<String, String>,
+    /// SHA-256 of the text this config was parsed from: a reload of the same bytes changes
+    /// nothing (blackbox 0.28, config/reload.go `GenerateChecksum`).
+    #[serde(skip)]
+    pub source_checksum: Option<[u8; 32]>,
 }
 
 /// Concurrency, queue and rate limits (SPEC §6).

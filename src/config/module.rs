@@ -243,7 +243,11 @@ pub struct OAuth2 {
     pub endpoint_params: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_config: Option<TlsConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "super::types::serialize_redacted_url"
+    )]
     pub proxy_url: Option<String>,
 }
 
@@ -281,7 +285,12 @@ pub struct HttpProbe {
     pub fail_if_not_ssl: bool,
     #[serde(default = "default_method")]
     pub method: String,
-    #[serde(default, deserialize_with = "or_default")]
+    /// Values of credential-like names print as `<secret>` in /config and the debug output.
+    #[serde(
+        default,
+        deserialize_with = "or_default",
+        serialize_with = "super::types::serialize_headers"
+    )]
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
     pub fail_if_body_matches_regexp: Vec<Regexp>,
@@ -312,7 +321,11 @@ pub struct HttpProbe {
     pub authorization: Option<Authorization>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth2: Option<OAuth2>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "super::types::serialize_redacted_url"
+    )]
     pub proxy_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_proxy: Option<String>,
@@ -457,6 +470,9 @@ pub enum DnsTransport {
     #[default]
     Udp,
     Tcp,
+    /// Any other name: blackbox loads it and fails each probe; so do we (with a load warning).
+    #[serde(other)]
+    Unsupported,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -599,19 +615,7 @@ fn serialize_metadata<S: serde::Serializer>(
     use serde::ser::SerializeMap;
     let mut map = s.serialize_map(Some(metadata.len()))?;
     for (key, values) in metadata {
-        let k = key.to_ascii_lowercase();
-        let sensitive = [
-            "auth",
-            "token",
-            "secret",
-            "password",
-            "cookie",
-            "key",
-            "credential",
-        ]
-        .iter()
-        .any(|w| k.contains(w));
-        if sensitive {
+        if super::types::is_credential_name(key) {
             let hidden: Vec<&str> = values.iter().map(|_| super::types::REDACTED).collect();
             map.serialize_entry(key, &hidden)?;
         } else {

@@ -85,6 +85,69 @@ impl Serialize for Secret {
     }
 }
 
+/// Whether a header or metadata name usually carries a credential (`Authorization`, `Cookie`,
+/// `X-Api-Key`, `X-Auth-Token`, …): its values print as `<secret>`.
+pub fn is_credential_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "auth",
+        "token",
+        "secret",
+        "password",
+        "cookie",
+        "key",
+        "credential",
+        "session",
+        "signature",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
+}
+
+/// A URL for display: its user info (`user:password@`) replaced by `<secret>`. Text that does
+/// not parse as a URL is hidden whole if it might hold user info.
+pub fn redact_url(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_password(None);
+            let _ = u.set_username(REDACTED);
+            u.to_string()
+        }
+        Ok(_) => text.to_string(),
+        Err(_) if text.contains('@') => REDACTED.to_string(),
+        Err(_) => text.to_string(),
+    }
+}
+
+/// serde `serialize_with` for an optional URL that may carry user info (`proxy_url`).
+pub fn serialize_redacted_url<S: Serializer>(
+    url: &Option<String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(u) => s.serialize_some(&redact_url(u)),
+        None => s.serialize_none(),
+    }
+}
+
+/// serde `serialize_with` for request headers: values of credential-like names as `<secret>`.
+pub fn serialize_headers<S: Serializer>(
+    headers: &std::collections::BTreeMap<String, String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(headers.len()))?;
+    for (name, value) in headers {
+        let shown = if is_credential_name(name) {
+            REDACTED
+        } else {
+            value.as_str()
+        };
+        map.serialize_entry(name, shown)?;
+    }
+    map.end()
+}
+
 /// A path to a file that must exist when the config loads (certificates, keys, password files).
 /// Its content is read when used, so rotated files are picked up without a reload.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -268,6 +331,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn urls_lose_their_user_info_for_display() {
+        let shown = redact_url("http://u:p%40ss@proxy:3128/");
+        assert!(
+            !shown.contains("p%40ss") && !shown.contains("u:"),
+            "{shown}"
+        );
+        assert!(shown.ends_with("@proxy:3128/"), "{shown}");
+        assert_eq!(redact_url("http://proxy:3128"), "http://proxy:3128");
+        assert_eq!(redact_url("not a url u:p@x"), REDACTED);
+        assert!(is_credential_name("X-Api-Key") && is_credential_name("Cookie"));
+        assert!(!is_credential_name("Accept-Language"));
+    }
+
+    #[test]
     fn secrets_never_print() {
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s:?}"), REDACTED);
@@ -343,8 +420,79 @@ pub enum AllowPattern {
     Network(IpNet),
     /// `*.example.org`, `db-??.internal`: matched against the target's host name.
     Host(String),
-    /// `https://status.example.org/*`: matched against the whole target URL.
-    Url(String),
+    /// `https://status.example.org/*`: matched part by part against the target's parsed URL.
+    Url(UrlPattern),
+}
+
+/// A URL pattern split into the parts of a URL at load, so each part is matched only against
+/// the same part of the target's URL: a `*` can never reach from the path into the host.
+#[derive(Clone, Debug)]
+pub struct UrlPattern {
+    /// As written, for `/config`.
+    pub text: String,
+    /// Lower-case.
+    pub scheme: String,
+    /// Lower-case host pattern (`*` and `?` wildcards); an IPv6 literal in brackets.
+    pub host: String,
+    /// `None`: the scheme's default port.
+    pub port: Option<u16>,
+    /// Path and query pattern, from its `/`: `*` stays within one segment, `**` crosses them.
+    pub path: String,
+}
+
+impl UrlPattern {
+    fn parse(text: &str) -> Result<UrlPattern, String> {
+        let (scheme, rest) = text.split_once("://").ok_or("not a URL pattern")?;
+        if scheme.is_empty()
+            || !scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        {
+            return Err(format!("{text:?}: invalid scheme {scheme:?}"));
+        }
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        if authority.contains(['@', '\\', '?', '#']) || path.contains(['\\', '#']) {
+            return Err(format!(
+                "{text:?}: a URL pattern holds no user info, backslash or fragment"
+            ));
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (ip, after) = v6
+                .split_once(']')
+                .ok_or(format!("{text:?}: unclosed '['"))?;
+            let ip: std::net::Ipv6Addr = ip
+                .parse()
+                .map_err(|_| format!("{text:?}: {ip:?} is not an IPv6 address"))?;
+            (format!("[{ip}]"), after.strip_prefix(':'))
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h.to_ascii_lowercase(), Some(p)),
+                None => (authority.to_ascii_lowercase(), None),
+            }
+        };
+        if host.is_empty() || host.contains(':') {
+            return Err(format!(
+                "{text:?}: no host, or an IPv6 host without brackets"
+            ));
+        }
+        let port = match port {
+            Some(p) => Some(
+                p.parse::<u16>()
+                    .map_err(|_| format!("{text:?}: port {p:?} is not a number"))?,
+            ),
+            None => None,
+        };
+        Ok(UrlPattern {
+            text: text.to_string(),
+            scheme: scheme.to_ascii_lowercase(),
+            host,
+            port,
+            path: path.to_string(),
+        })
+    }
 }
 
 impl AllowPattern {
@@ -354,7 +502,7 @@ impl AllowPattern {
             return Err("empty allow-list entry".into());
         }
         if s.contains("://") {
-            return Ok(AllowPattern::Url(s.to_string()));
+            return UrlPattern::parse(s).map(AllowPattern::Url);
         }
         if let Ok(net) = s.parse::<IpNet>() {
             return Ok(AllowPattern::Network(net));
@@ -374,7 +522,8 @@ impl AllowPattern {
     fn text(&self) -> String {
         match self {
             AllowPattern::Network(n) => n.to_string(),
-            AllowPattern::Host(h) | AllowPattern::Url(h) => h.clone(),
+            AllowPattern::Host(h) => h.clone(),
+            AllowPattern::Url(u) => u.text.clone(),
         }
     }
 }

@@ -21,6 +21,7 @@
 
 use super::pools::{AcquireError, Lease, ManagedPool, PoolState, Tracked};
 use super::recorder::{FailureReason, ProbeRecorder};
+use super::{allow, ProbeEnv};
 use crate::config::{ExistingFile, ProberKind, Secret, SecretSource};
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
@@ -32,6 +33,10 @@ pub struct DbTarget {
     pub port: u16,
     /// Path of a URL target: database name (postgres, mysql) or index (redis).
     pub database: Option<String>,
+    /// The address the driver must connect to instead of resolving `host` itself: set when
+    /// only the allow-list's ranges allow the target (see `checked_target`). Part of the pool's
+    /// settings, so a name that moves gets a new pool at its new, checked, address.
+    pub pinned: Option<std::net::IpAddr>,
 }
 
 impl DbTarget {
@@ -137,6 +142,7 @@ pub fn parse_target(kind: ProberKind, target: &str) -> Result<DbTarget, TargetEr
         }
         return Ok(DbTarget {
             host,
+            pinned: None,
             port: url.port().unwrap_or(port),
             database,
         });
@@ -175,6 +181,7 @@ pub fn parse_target(kind: ProberKind, target: &str) -> Result<DbTarget, TargetEr
         return Err(TargetError::Invalid("no host".into()));
     }
     Ok(DbTarget {
+        pinned: None,
         host,
         port,
         database: None,
@@ -198,6 +205,57 @@ pub fn target_or_fail(kind: ProberKind, target: &str, rec: &mut ProbeRecorder) -
             None
         }
     }
+}
+
+/// The target of a database probe, checked against the allow-list: the drivers resolve names
+/// themselves, so where only address ranges allow the target, every address the name has now
+/// must be allowed, and the driver is pinned to the first of them (`pinned`), so it connects to
+/// the address checked rather than to whatever the name answers next (DNS rebinding, TTL 0).
+/// A name or URL pattern, or an allowed IP literal, needs no pin.
+pub async fn checked_target(
+    kind: ProberKind,
+    target: &str,
+    env: &ProbeEnv,
+    rec: &mut ProbeRecorder,
+) -> Option<DbTarget> {
+    let mut t = target_or_fail(kind, target, rec)?;
+    let access = allow::current();
+    if access.allows_unresolved(&t.host) {
+        return Some(t);
+    }
+    let addrs = match env.resolver.lookup(&t.host).await {
+        Ok(a) => a,
+        Err(e) => {
+            rec.fail(
+                FailureReason::Dns,
+                format!("cannot resolve {}: {e}", t.host),
+            );
+            return None;
+        }
+    };
+    if let Some(ip) = addrs.iter().find(|ip| !access.allows(&t.host, **ip)) {
+        rec.fail(
+            FailureReason::Denied,
+            format!(
+                "{} resolves to {ip}, which the target allow-list does not allow",
+                t.host
+            ),
+        );
+        return None;
+    }
+    let Some(first) = addrs.first() else {
+        rec.fail(
+            FailureReason::Dns,
+            format!("{} resolves to no address", t.host),
+        );
+        return None;
+    };
+    rec.debug(format!(
+        "Connecting {} at the checked address {first}",
+        t.host
+    ));
+    t.pinned = Some(*first);
+    Some(t)
 }
 
 /// The password of a module section, read now (files and env are read per probe, so a rotated
@@ -456,7 +514,8 @@ mod tests {
             DbTarget {
                 host: "db.example".into(),
                 port: 5433,
-                database: Some("app".into())
+                database: Some("app".into()),
+                pinned: None,
             }
         );
         assert_eq!(ok(ProberKind::Postgres, "postgresql://h/").database, None);

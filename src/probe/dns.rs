@@ -106,6 +106,13 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
         match cfg.transport_protocol {
             DnsTransport::Udp => Transport::Udp,
             DnsTransport::Tcp => Transport::Tcp,
+            DnsTransport::Unsupported => {
+                rec.fail(
+                    FailureReason::Config,
+                    "transport_protocol: expected udp or tcp",
+                );
+                return false;
+            }
         }
     };
     let default_port = if cfg.dns_over_tls { 853 } else { 53 };
@@ -520,7 +527,7 @@ async fn stream_exchange<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// `host`, `host:port`, `[v6]:port`, `[v6]` or a bare IPv6 address, as Go's
 /// `net.SplitHostPort` with blackbox's fallback to the default port.
-fn split_target(target: &str, default_port: u16) -> Result<(&str, u16), String> {
+pub(crate) fn split_target(target: &str, default_port: u16) -> Result<(&str, u16), String> {
     let parse_port = |p: &str| {
         p.parse::<u16>()
             .map_err(|_| format!("target {target:?} has an invalid port {p:?}"))

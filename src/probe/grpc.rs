@@ -362,7 +362,7 @@ fn code_name(code: u32) -> &'static str {
 
 /// `host:port`, `[v6]:port`, or a bare host, optionally behind `http://`/`https://` as blackbox
 /// allows; the port defaults to 80, or 443 with TLS.
-fn split_target(target: &str, tls: bool) -> Result<(&str, u16), String> {
+pub(crate) fn split_target(target: &str, tls: bool) -> Result<(&str, u16), String> {
     let rest = target
         .strip_prefix("http://")
         .or_else(|| target.strip_prefix("https://"))

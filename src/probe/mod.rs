@@ -2,9 +2,9 @@
 //! `(request, env, recorder) -> success`, run here inside the probe's deadline.
 
 pub mod allow;
+mod cert_names;
 pub mod db;
 pub mod dns;
-mod go_x509;
 pub mod grpc;
 pub mod http;
 pub mod icmp;
@@ -43,6 +43,16 @@ pub struct ProbeRequest<'a> {
     pub config: &'a Config,
     /// `hostname` query parameter: Host header and TLS server name for http probes.
     pub hostname: Option<&'a str>,
+}
+
+impl ProbeRequest<'_> {
+    /// The target allow-list in force: the module's own, else the global one.
+    pub fn allow_patterns(&self) -> &[crate::config::AllowPattern] {
+        self.module
+            .allowed_targets
+            .as_deref()
+            .unwrap_or(&self.config.web.allowed_targets)
+    }
 }
 
 /// The finished probe, shareable between concurrent requests and caches.
@@ -120,20 +130,14 @@ pub async fn run_probe(req: &ProbeRequest<'_>, env: &ProbeEnv) -> ProbeOutcome {
         req.module.prober.as_str(),
         req.deadline.saturating_duration_since(start).as_secs_f64()
     ));
-    let patterns = req
-        .module
-        .allowed_targets
-        .as_deref()
-        .unwrap_or(&req.config.web.allowed_targets);
-    let access = allow::decide(patterns, req.target);
+    let (host, url) = target::endpoint(req.module.prober, req.target).unwrap_or_default();
+    let access = allow::decide(req.allow_patterns(), &host, url.as_ref());
     if matches!(access, allow::Access::Denied) {
         let msg = format!(
             "target {:?} is not in the allow-list of module {}",
-            req.target, req.module_name
+            target::redacted(req.target),
+            req.module_name
         );
-        return refused(FailureReason::Denied, msg);
-    }
-    if let Err(msg) = check_driver_addresses(req, env, &access).await {
         return refused(FailureReason::Denied, msg);
     }
     let probing = allow::ACCESS.scope(access, dispatch(req, env, &mut rec));
@@ -156,37 +160,21 @@ pub async fn run_probe(req: &ProbeRequest<'_>, env: &ProbeEnv) -> ProbeOutcome {
             duration.as_secs_f64()
         ));
     }
-    finish(rec, success, duration)
+    let mut outcome = finish(rec, success, duration);
+    scrub_target(&mut outcome.log, req.target);
+    outcome
 }
 
-/// Database drivers resolve names themselves, past `resolve_target`'s check: where only address
-/// ranges allow a target, every address the name has now must be allowed. (A name that changes
-/// its answer between this lookup and the driver's keeps a window that the other probers,
-/// which connect to the checked address, do not have; README says so.)
-async fn check_driver_addresses(
-    req: &ProbeRequest<'_>,
-    env: &ProbeEnv,
-    access: &allow::Access,
-) -> Result<(), String> {
-    let resolves_itself = matches!(
-        req.module.prober,
-        ProberKind::Postgres | ProberKind::Mysql | ProberKind::Redis | ProberKind::Mongodb
-    );
-    if !resolves_itself || !matches!(access, allow::Access::AddressesIn(_)) {
-        return Ok(());
+/// A prober's message may quote the target; one holding credentials is shown without them.
+fn scrub_target(log: &mut [LogLine], target: &str) {
+    let shown = target::redacted(target);
+    if shown == target {
+        return;
     }
-    let host = resolve::bare_host(allow::target_host(req.target));
-    let addrs = env
-        .resolver
-        .lookup(host)
-        .await
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
-    match addrs.iter().find(|ip| !access.allows_address(**ip)) {
-        Some(ip) => Err(format!(
-            "{host} resolves to {ip}, which the target allow-list does not allow"
-        )),
-        None if addrs.is_empty() => Err(format!("{host} resolves to no address")),
-        None => Ok(()),
+    for line in log {
+        if line.message.contains(target) {
+            line.message = line.message.replace(target, &shown);
+        }
     }
 }
 

@@ -33,7 +33,7 @@ pub const APP_NAME: &str = "siembox-exporter";
 pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecorder) -> bool {
     let default_cfg = MongoProbe::default();
     let cfg = req.module.mongodb.as_ref().unwrap_or(&default_cfg);
-    let Some(target) = db::target_or_fail(ProberKind::Mongodb, req.target, rec) else {
+    let Some(target) = db::checked_target(ProberKind::Mongodb, req.target, env, rec).await else {
         return false;
     };
     let password = match db::password(&cfg.password, &cfg.password_file, &cfg.password_env) {

@@ -19,7 +19,7 @@ pub type MysqlPool = ManagedPool<MysqlManager>;
 pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecorder) -> bool {
     let default_cfg = MysqlProbe::default();
     let cfg = req.module.mysql.as_ref().unwrap_or(&default_cfg);
-    let Some(target) = db::target_or_fail(ProberKind::Mysql, req.target, rec) else {
+    let Some(target) = db::checked_target(ProberKind::Mysql, req.target, env, rec).await else {
         return false;
     };
     let password = match db::password(&cfg.password, &cfg.password_file, &cfg.password_env) {
@@ -165,7 +165,12 @@ impl MysqlManager {
         stats: Arc<PoolStats>,
     ) -> Self {
         let mut b = OptsBuilder::default()
-            .ip_or_hostname(target.host.clone())
+            // The checked address when pinned; TLS then still verifies the name (below).
+            .ip_or_hostname(
+                target
+                    .pinned
+                    .map_or_else(|| target.host.clone(), |ip| ip.to_string()),
+            )
             .tcp_port(target.port)
             .user(Some(cfg.user.clone().unwrap_or_else(|| "root".into())))
             .pass(password.map(|p| p.expose().to_string()))
@@ -174,7 +179,7 @@ impl MysqlManager {
             .prefer_socket(false)
             .stmt_cache_size(0);
         if cfg.tls.unwrap_or(false) {
-            b = b.ssl_opts(ssl_opts(cfg));
+            b = b.ssl_opts(ssl_opts(cfg, target.pinned.map(|_| target.host.clone())));
         }
         MysqlManager {
             opts: b.into(),
@@ -184,7 +189,8 @@ impl MysqlManager {
     }
 }
 
-fn ssl_opts(cfg: &MysqlProbe) -> SslOpts {
+/// `pinned_name`: the name to verify when the connection goes to a pinned address.
+fn ssl_opts(cfg: &MysqlProbe, pinned_name: Option<String>) -> SslOpts {
     use mysql_async::ClientIdentity;
     let tls = cfg.tls_config.clone().unwrap_or_default();
     let mut ssl = SslOpts::default()
@@ -201,8 +207,8 @@ fn ssl_opts(cfg: &MysqlProbe) -> SslOpts {
             key.0.clone().into(),
         )));
     }
-    if let Some(name) = &tls.server_name {
-        ssl = ssl.with_danger_tls_hostname_override(Some(name.clone()));
+    if let Some(name) = tls.server_name.clone().or(pinned_name) {
+        ssl = ssl.with_danger_tls_hostname_override(Some(name));
     }
     ssl
 }

@@ -27,7 +27,7 @@ pub type PgPool = ManagedPool<PgManager>;
 pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecorder) -> bool {
     let default_cfg = PostgresProbe::default();
     let cfg = req.module.postgres.as_ref().unwrap_or(&default_cfg);
-    let Some(target) = db::target_or_fail(ProberKind::Postgres, req.target, rec) else {
+    let Some(target) = db::checked_target(ProberKind::Postgres, req.target, env, rec).await else {
         return false;
     };
     let password = match db::password(&cfg.password, &cfg.password_file, &cfg.password_env) {
@@ -198,6 +198,10 @@ impl PgManager {
             } else {
                 tokio_postgres::config::SslMode::Disable
             });
+        // Connect to the checked address; TLS still verifies the name.
+        if let Some(ip) = target.pinned {
+            config.hostaddr(ip);
+        }
         if let Some(dbname) = target.database.as_deref().or(cfg.database.as_deref()) {
             config.dbname(dbname);
         }

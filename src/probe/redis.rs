@@ -20,7 +20,7 @@ pub type RedisPool = ManagedPool<RedisManager>;
 pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecorder) -> bool {
     let default_cfg = RedisProbe::default();
     let cfg = req.module.redis.as_ref().unwrap_or(&default_cfg);
-    let Some(target) = db::target_or_fail(ProberKind::Redis, req.target, rec) else {
+    let Some(target) = db::checked_target(ProberKind::Redis, req.target, env, rec).await else {
         return false;
     };
     let password = match db::password(&cfg.password, &cfg.password_file, &cfg.password_env) {
@@ -188,7 +188,13 @@ impl RedisManager {
         } else {
             ""
         };
-        let url = format!("{scheme}://{}/{db}{insecure}", target.address());
+        // Plain connections go to the checked address when pinned. redis-rs takes the TLS name
+        // from the address, so a TLS connection keeps the name (README: the rebinding window).
+        let address = match target.pinned {
+            Some(ip) if !cfg.tls => std::net::SocketAddr::new(ip, target.port).to_string(),
+            _ => target.address(),
+        };
+        let url = format!("{scheme}://{address}/{db}{insecure}");
         let info = url
             .into_connection_info()
             .map_err(|e| format!("redis connection settings: {e}"))?;

@@ -124,7 +124,7 @@ pub async fn resolve_target(
         .or_else(|| if fallback { addrs.first() } else { None })
         .copied();
     match chosen {
-        Some(ip) if !super::allow::current().allows_address(ip) => {
+        Some(ip) if !super::allow::current().allows(host, ip) => {
             rec.fail(
                 FailureReason::Denied,
                 format!("{host} resolves to {ip}, which the target allow-list does not allow"),

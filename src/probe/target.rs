@@ -7,6 +7,11 @@ use crate::config::{Config, ProberKind};
 pub const MAX_TARGET_LEN: usize = 2048;
 
 pub fn check(config: &Config, kind: ProberKind, target: &str) -> Result<(), String> {
+    // The parsers' messages quote the target: never with the credentials it may hold.
+    check_unredacted(config, kind, target).map_err(|e| e.replace(target, &redacted(target)))
+}
+
+fn check_unredacted(config: &Config, kind: ProberKind, target: &str) -> Result<(), String> {
     if target.len() > MAX_TARGET_LEN {
         return Err(format!("longer than {MAX_TARGET_LEN} bytes"));
     }
@@ -27,6 +32,27 @@ pub fn check(config: &Config, kind: ProberKind, target: &str) -> Result<(), Stri
         }
         _ => Ok(()),
     }
+}
+
+/// The host the prober of `kind` will resolve for `target`, read by that prober's own parser,
+/// and for http the URL it will request: what the allow-list judges. `None` when the prober
+/// refuses the target anyway.
+pub fn endpoint(kind: ProberKind, target: &str) -> Option<(String, Option<url::Url>)> {
+    use super::{db, dns, grpc, http, resolve};
+    let host = match kind {
+        ProberKind::Http => {
+            let url = http::parse_target(target).ok()?;
+            return Some((url.host_str()?.to_string(), Some(url)));
+        }
+        ProberKind::Tcp | ProberKind::Ssh => resolve::split_host_port(target).ok()?.0.to_string(),
+        ProberKind::Dns => dns::split_target(target, 53).ok()?.0.to_string(),
+        ProberKind::Grpc => grpc::split_target(target, false).ok()?.0.to_string(),
+        ProberKind::Postgres | ProberKind::Mysql | ProberKind::Redis | ProberKind::Mongodb => {
+            db::parse_target(kind, target).ok()?.host
+        }
+        ProberKind::Icmp | ProberKind::SshAudit => target.to_string(),
+    };
+    Some((host, None))
 }
 
 /// The target for a log line: userinfo (`user:password@`) replaced, so a credential pasted into

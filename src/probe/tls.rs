@@ -2,6 +2,7 @@
 //! certificate verification deferred until after the handshake, so an expired or untrusted chain
 //! still reports its expiry and chain metrics before the probe fails (blackbox #653).
 
+use super::cert_names;
 use super::recorder::{FailureReason, ProbeRecorder};
 use super::tls_verify::ChainVerifier;
 use crate::config::{TlsConfig, TlsVersion};
@@ -378,8 +379,7 @@ pub fn record_tls_state(
     }
     if let Some(leaf) = certs.first() {
         if let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf.as_ref()) {
-            let fingerprint = hex(&Sha256::digest(leaf.as_ref()));
-            let sans = super::go_x509::dns_names(&cert);
+            let fingerprint = cert_names::hex(&Sha256::digest(leaf.as_ref()));
             rec.gauge_with(
                 "probe_ssl_last_chain_info",
                 "Contains SSL leaf certificate information",
@@ -387,14 +387,10 @@ pub fn record_tls_state(
                     // In the order Go's client prints them (sorted), so the series line is
                     // byte-for-byte blackbox's.
                     ("fingerprint_sha256", &fingerprint),
-                    ("issuer", &super::go_x509::name(cert.issuer())),
-                    (
-                        "serialnumber",
-                        // Go prints the serial's big-endian magnitude: no leading zero byte.
-                        &hex(trim_zeros(cert.raw_serial())),
-                    ),
-                    ("subject", &super::go_x509::name(cert.subject())),
-                    ("subjectalternative", &sans),
+                    ("issuer", &cert_names::go_dn(cert.issuer())),
+                    ("serialnumber", &cert_names::go_serial(&cert)),
+                    ("subject", &cert_names::go_dn(cert.subject())),
+                    ("subjectalternative", &cert_names::dns_names(&cert)),
                 ],
                 1.0,
             );
@@ -409,19 +405,4 @@ fn earliest_expiry(certs: &[CertificateDer<'_>]) -> Option<i64> {
         .filter_map(|der| x509_parser::parse_x509_certificate(der.as_ref()).ok())
         .map(|(_, cert)| cert.validity().not_after.timestamp())
         .min()
-}
-
-fn trim_zeros(bytes: &[u8]) -> &[u8] {
-    let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
-    &bytes[first..]
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }

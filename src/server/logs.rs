@@ -1,5 +1,6 @@
-//! `/logs?module=M&target=T`: the recent log lines and outcomes of one (module, target) from the
-//! probe history, as text.
+//! `/logs?target=T[&module=M]`: the probe logs of one target from the probe history, in
+//! blackbox's query form and answers (0.28 main.go's `/logs` handler): the newest probe's debug
+//! output (what `/probe?…&debug=true` showed), then what our history keeps besides.
 
 use super::respond::{plain, Reply};
 use super::status::utc;
@@ -20,54 +21,65 @@ pub fn handle<B>(app: &App, req: &Request<B>) -> Reply {
             format!("query string longer than {MAX_QUERY_BYTES} bytes\n"),
         );
     }
-    let (mut module, mut target) = (None, None);
-    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
-        match k.as_ref() {
-            "module" => module = Some(v.into_owned()),
-            "target" => target = Some(v.into_owned()),
-            _ => {}
-        }
-    }
-    let (Some(module), Some(target)) = (
-        module.filter(|m| !m.is_empty()),
-        target.filter(|t| !t.is_empty()),
-    ) else {
+    // Read as Go reads it (`Query().Get`), as /probe does.
+    let params = super::query::parse(query);
+    let get = |key| super::query::first(&params, key).map(str::to_string);
+    let (id, module, target) = (get("id"), get("module"), get("target"));
+    let (module, target) = (module.unwrap_or_default(), target.unwrap_or_default());
+    // blackbox reads an id that does not parse, and -1, as no id.
+    let id = id.and_then(|i| i.parse::<i64>().ok()).filter(|&i| i != -1);
+    // blackbox's checks, in its order and with its words.
+    if id.is_some() && !target.is_empty() {
         return plain(
             StatusCode::BAD_REQUEST,
-            "both the module and target parameters are required: /logs?module=M&target=T\n",
+            "Probe id and target can't be defined at the same time\n",
         );
-    };
-    match app.history.get(&module, &target) {
-        Some(h) => plain(StatusCode::OK, render(&h)),
-        None => plain(
-            StatusCode::NOT_FOUND,
-            format!(
-                "no probe history for module {:?} and target {:?}: it has not been probed since the \
-                 exporter started, or its history was evicted or dropped by a reload\n",
-                one_line(&module),
-                one_line(&target)
-            ),
-        ),
+    }
+    if id.is_none() && target.is_empty() {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "Probe id or target must be defined as http query parameters\n",
+        );
+    }
+    if target.is_empty() && !module.is_empty() {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "Probe module filter only works in conjunction with target parameter\n",
+        );
+    }
+    if id.is_some() {
+        // blackbox numbers every probe for its status page's links; ours links by target.
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "Probe ids are not kept by this exporter; ask by target: /logs?target=T&module=M\n",
+        );
+    }
+    match app.history.find(&module, &target) {
+        Some(h) => plain(StatusCode::OK, render(app, &h)),
+        None => plain(StatusCode::NOT_FOUND, "Probe target not found\n"),
     }
 }
 
-fn render(h: &TargetHistory) -> String {
-    let mut out = String::with_capacity(2048);
-    let _ = writeln!(out, "module={} target={}", h.module, one_line(&h.target));
+fn render(app: &App, h: &TargetHistory) -> String {
+    let mut out = String::with_capacity(4096);
     let last = h.last_outcome();
     if let Some(o) = last {
-        outcome_logs(&mut out, "Last probe", o);
+        let config = app.config();
+        match config.modules.get(&h.module) {
+            Some(module) => out.push_str(&super::probe::debug_output(o, &h.module, module)),
+            None => outcome_logs(&mut out, "Last probe", o),
+        }
     }
     // The newest failure too, when the last probe succeeded: it is what one comes looking for.
     if let Some(f) = h.last_failure_outcome() {
         if last.is_none_or(|l| !Arc::ptr_eq(l, f)) {
-            outcome_logs(&mut out, "Last failed probe", f);
+            outcome_logs(&mut out, "\n\nLast failed probe", f);
         }
     }
     let _ = writeln!(
         out,
-        "\nRecent outcomes, newest first ({} successes and {} failures kept):",
-        h.successes, h.failures
+        "\n\n\nRecent outcomes of module {} for this target, newest first ({} successes and {} failures kept):",
+        h.module, h.successes, h.failures
     );
     for r in h.records.iter().rev() {
         let _ = write!(
@@ -109,13 +121,4 @@ fn outcome_logs(out: &mut String, title: &str, o: &ProbeOutcome) {
             l.at_ms, l.level, l.message
         );
     }
-}
-
-/// Keeps a user-supplied value on one short line.
-fn one_line(s: &str) -> String {
-    let mut t: String = s.chars().filter(|c| !c.is_control()).take(200).collect();
-    if s.chars().count() > 200 {
-        t.push('…');
-    }
-    t
 }

@@ -1,5 +1,7 @@
 //! The HTTP listener: routing to the endpoint handlers, response compression, graceful shutdown.
 
+pub mod basic_auth;
+pub mod connections;
 pub mod gzip;
 mod logs;
 mod probe;
@@ -15,7 +17,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use respond::{plain, Reply};
 use std::future::Future;
@@ -25,6 +27,10 @@ use web_config::WebSecurity;
 
 /// How long a client may take to finish the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// HTTP/2 connections are pinged this often, and closed when a ping goes unanswered this long.
+const HTTP2_PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+const HTTP2_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub type Body = Full<Bytes>;
 
@@ -48,7 +54,26 @@ pub async fn serve_with(
         .map(tokio_rustls::TlsAcceptor::from);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().max_buf_size(64 * 1024).keep_alive(true);
+    // Without a timer hyper runs no timeouts at all: set one, so a client that never finishes
+    // its headers (or idles between keep-alive requests) is closed after header_read_timeout.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(app.options.header_read_timeout)
+        .max_buf_size(64 * 1024)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(HTTP2_PING_INTERVAL))
+        .keep_alive_timeout(HTTP2_PING_TIMEOUT);
+    let open = connections::Connections::new(app.options.max_connections);
+    // hyper's header timer starts only once the auto builder has sniffed the protocol (and
+    // after the TLS handshake): a client silent from the start is bounded here instead.
+    let first_request_timeout = match &tls {
+        None => app.options.header_read_timeout,
+        Some(_) => app.options.header_read_timeout + TLS_HANDSHAKE_TIMEOUT,
+    };
     if web.as_ref().is_some_and(|w| !w.http2) {
         builder = builder.http1_only();
     }
@@ -69,16 +94,34 @@ pub async fn serve_with(
                         continue;
                     }
                 };
+                let Some(admitted) = open.admit() else {
+                    // Every open connection is serving a request: refuse rather than queue.
+                    drop(stream);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let app = app.clone();
                 let web = web.clone();
-                let service = hyper::service::service_fn(move |req| handle(app.clone(), web.clone(), req));
+                let requests = admitted.requests();
+                let service = hyper::service::service_fn(move |req| {
+                    let busy = requests.start();
+                    let (app, web) = (app.clone(), web.clone());
+                    async move {
+                        let response = handle(app, web, req).await;
+                        drop(busy);
+                        response
+                    }
+                });
                 match &tls {
                     None => {
                         let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
                         let conn = graceful.watch(conn);
                         connections.spawn(async move {
-                            let _ = conn.await;
+                            tokio::select! {
+                                _ = conn => {}
+                                _ = admitted.shed() => {}
+                                _ = admitted.no_request_within(first_request_timeout) => {}
+                            }
                         });
                     }
                     Some(acceptor) => {
@@ -86,11 +129,18 @@ pub async fn serve_with(
                         let builder = builder.clone();
                         let watcher = graceful.watcher();
                         connections.spawn(async move {
-                            let Ok(Ok(stream)) = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await else {
-                                return;
+                            let serving = async {
+                                let Ok(Ok(stream)) = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await else {
+                                    return;
+                                };
+                                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                                let _ = watcher.watch(conn).await;
                             };
-                            let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                            let _ = watcher.watch(conn).await;
+                            tokio::select! {
+                                _ = serving => {}
+                                _ = admitted.shed() => {}
+                                _ = admitted.no_request_within(first_request_timeout) => {}
+                            }
                         });
                     }
                 }
@@ -155,7 +205,10 @@ async fn route(app: &Arc<App>, req: &Request<Incoming>) -> Reply {
         (&Method::GET | &Method::HEAD, "/-/healthy") => plain(StatusCode::OK, "Healthy\n"),
         (&Method::GET | &Method::HEAD, "/-/ready") => plain(StatusCode::OK, "Ready\n"),
         (&Method::POST | &Method::PUT, "/-/reload") => match app.reload() {
-            Ok(()) => plain(StatusCode::OK, "config reloaded\n"),
+            Ok(crate::app::Reloaded::Applied) => plain(StatusCode::OK, "config reloaded\n"),
+            Ok(crate::app::Reloaded::Unchanged) => {
+                plain(StatusCode::OK, "config unchanged, nothing reloaded\n")
+            }
             Err(e) => plain(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("failed to reload config: {e}\n"),

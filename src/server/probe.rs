@@ -58,7 +58,10 @@ pub async fn handle<B>(app: &Arc<App>, req: &Request<B>) -> Reply {
     if let Err(why) = crate::probe::target::check(&config, module.prober, &target) {
         return plain(
             StatusCode::BAD_REQUEST,
-            format!("Invalid target {:?}: {why}\n", one_line(&target)),
+            format!(
+                "Invalid target {:?}: {why}\n",
+                one_line(&crate::probe::target::redacted(&target))
+            ),
         );
     }
     let timeout = match scrape_timeout(
@@ -155,7 +158,8 @@ pub fn scrape_timeout<B>(
     Ok(Duration::from_secs_f64(chosen.min(86_400.0)))
 }
 
-fn debug_output(
+/// What `debug=true` answers (blackbox prober/handler.go `DebugOutput`); `/logs` shows it too.
+pub(super) fn debug_output(
     outcome: &ProbeOutcome,
     module_name: &str,
     module: &crate::config::Module,

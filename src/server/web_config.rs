@@ -1,15 +1,14 @@
 //! `--web.config.file`: TLS and basic auth on our own endpoints, in the Prometheus exporter-toolkit
 //! format (`tls_server_config`, `basic_auth_users` with bcrypt hashes, `http_server_config.headers`).
 
+use super::basic_auth::BasicAuth;
 use crate::config::{read_yaml_file, ConfigError, ExistingFile, TlsVersion};
-use parking_lot::Mutex;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -51,16 +50,11 @@ struct HttpServerConfig {
 /// The loaded web security settings, shared by every connection.
 pub struct WebSecurity {
     pub tls: Option<Arc<ServerConfig>>,
-    users: BTreeMap<String, String>,
+    pub auth: BasicAuth,
     pub headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
     /// `http_server_config.http2: false` serves HTTP/1.1 only.
     pub http2: bool,
-    /// Digests of credentials that passed bcrypt: bcrypt costs tens of milliseconds by design,
-    /// too much for every scrape. Bounded; cleared when full.
-    verified: Mutex<HashSet<[u8; 32]>>,
 }
-
-const MAX_VERIFIED: usize = 1024;
 
 impl WebSecurity {
     pub fn load(path: &Path) -> Result<WebSecurity, ConfigError> {
@@ -113,52 +107,25 @@ impl WebSecurity {
         };
         Ok(WebSecurity {
             tls,
-            users: file.basic_auth_users,
+            auth: BasicAuth::new(file.basic_auth_users),
             headers,
             http2,
-            verified: Mutex::new(HashSet::new()),
         })
     }
 
     pub fn requires_auth(&self) -> bool {
-        !self.users.is_empty()
+        !self.auth.is_empty()
     }
 
-    /// Checks an `Authorization` header value against `basic_auth_users`. bcrypt runs on the
-    /// blocking pool so a wrong password cannot stall the request workers.
+    /// Checks an `Authorization` header value against `basic_auth_users` (see `basic_auth`).
     pub async fn authorized(self: &Arc<Self>, header: Option<&str>) -> bool {
-        if self.users.is_empty() {
+        if self.auth.is_empty() {
             return true;
         }
         let Some((user, password)) = header.and_then(decode_basic) else {
             return false;
         };
-        let Some(hash) = self.users.get(&user).cloned() else {
-            return false;
-        };
-        let digest: [u8; 32] = Sha256::new()
-            .chain_update(user.as_bytes())
-            .chain_update([0u8])
-            .chain_update(password.as_bytes())
-            .chain_update([0u8])
-            .chain_update(hash.as_bytes())
-            .finalize()
-            .into();
-        if self.verified.lock().contains(&digest) {
-            return true;
-        }
-        let ok =
-            tokio::task::spawn_blocking(move || bcrypt::verify(&password, &hash).unwrap_or(false))
-                .await
-                .unwrap_or(false);
-        if ok {
-            let mut cache = self.verified.lock();
-            if cache.len() >= MAX_VERIFIED {
-                cache.clear();
-            }
-            cache.insert(digest);
-        }
-        ok
+        self.auth.check(&user, &password).await
     }
 }
 

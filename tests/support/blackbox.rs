@@ -66,11 +66,17 @@ impl Blackbox {
 
     /// Starts the given release on a free port with `config` and waits until it answers.
     pub async fn start_version(version: Version, config: &Path) -> Blackbox {
+        Self::start_with_args(version, config, &[]).await
+    }
+
+    /// Starts the given release with extra flags (e.g. `--config.enable-auto-reload`).
+    pub async fn start_with_args(version: Version, config: &Path, extra: &[&str]) -> Blackbox {
         let port = super::free_port();
         let child = Command::new(version.binary())
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--log.level=error")
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -82,6 +82,11 @@ fn new_ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
     let key = KeyPair::generate().unwrap();
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.distinguished_name.push(DnType::CommonName, name);
+    // More than a CN, so name formatting (Go prints the most specific first) is exercised.
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "siembox, tests");
+    params.distinguished_name.push(DnType::CountryName, "DE");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     params.not_before = date_time_ymd(2019, 1, 1);
@@ -120,6 +125,11 @@ fn leaf(
     params
         .distinguished_name
         .push(DnType::CommonName, "localhost");
+    // emailAddress: an attribute Go does not name (it prints it as OID=#DER, last).
+    params.distinguished_name.push(
+        DnType::CustomDnType(vec![1, 2, 840, 113_549, 1, 9, 1]),
+        rcgen::DnValue::Ia5String("ops@example.org".try_into().unwrap()),
+    );
     params.not_before = date_time_ymd(from.0, from.1, from.2);
     params.not_after = date_time_ymd(until.0, until.1, until.2);
     let cert = params.signed_by(&key, ca).unwrap();

@@ -2,6 +2,7 @@
 //! free ports. Helpers that start real servers (sshd, nginx, DNS, …) live in sibling modules.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod blackbox;
 pub mod certs;
 pub mod chromium;

@@ -99,6 +99,13 @@ pub(super) async fn open(
     // Resolve: skipped with a proxy when asked, as blackbox does.
     let skip_resolve = proxy.is_some() && cfg.skip_resolve_phase_with_proxy;
     let mut target_ip: Option<IpAddr> = None;
+    if skip_resolve && !crate::probe::allow::current().allows_unresolved(host) {
+        rec.fail(
+            FailureReason::Denied,
+            format!("{host}: with skip_resolve_phase_with_proxy the proxy picks the address, so only a host or URL pattern of the allow-list can allow this target"),
+        );
+        return None;
+    }
     if !skip_resolve {
         let started = Instant::now();
         target_ip = resolve_hop(env, cfg, host, ep.first, rec).await;

@@ -11,6 +11,7 @@ mod phases;
 mod proxy;
 mod request;
 
+use super::allow;
 use super::recorder::{FailureReason, ProbeRecorder};
 use super::{ProbeEnv, ProbeRequest};
 use connection::Endpoint;
@@ -91,7 +92,17 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
             oauth2: false,
         };
         first = false;
-        let Some(mut conn) = connection::open(
+        // Every hop is judged like the first target: a redirect leads nowhere the list forbids.
+        let host = hop.url.host_str().unwrap_or_default();
+        let access = allow::decide(req.allow_patterns(), host, Some(&hop.url));
+        if matches!(access, allow::Access::Denied) {
+            rec.fail(
+                FailureReason::Denied,
+                format!("{} is not in the allow-list", hop.url_for_log()),
+            );
+            return false;
+        }
+        let opening = connection::open(
             env,
             req.module_name,
             cfg,
@@ -99,9 +110,8 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
             proxy.as_ref(),
             req.deadline,
             rec,
-        )
-        .await
-        else {
+        );
+        let Some(mut conn) = allow::ACCESS.scope(access, opening).await else {
             return false;
         };
         let request = match hop.request(&tpl, &conn, proxy.as_ref(), &cookies) {
@@ -342,7 +352,6 @@ fn is_redirect(status: u16) -> bool {
 }
 
 /// `http://` is assumed when the target has no scheme, as blackbox does.
-/// The URL a target names (`http://` added when it has no scheme); also `/probe`'s 400 check.
 pub(crate) fn parse_target(target: &str) -> Result<Url, String> {
     let with_scheme;
     // Schemes are case-insensitive (RFC 3986 §3.1): `HTTPS://host` is https. A `://` later in

@@ -117,7 +117,7 @@ async fn fetch(
         oauth2: true,
     };
     let mut scratch = ProbeRecorder::new();
-    let Some(mut conn) = connection::open(
+    let opening = connection::open(
         env,
         req.module_name,
         &token_cfg,
@@ -125,8 +125,13 @@ async fn fetch(
         proxy.as_ref(),
         req.deadline,
         &mut scratch,
-    )
-    .await
+    );
+    // The token endpoint comes from the config, not from the request: the allow-list is for
+    // targets.
+    let unrestricted = crate::probe::allow::Access::Unrestricted;
+    let Some(mut conn) = crate::probe::allow::ACCESS
+        .scope(unrestricted, opening)
+        .await
     else {
         let reason = scratch.failure().unwrap_or(FailureReason::Connection);
         let why = scratch
