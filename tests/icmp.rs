@@ -105,6 +105,13 @@ async fn echo_to_ipv6_loopback_when_the_machine_has_it() {
     assert_eq!(metric_value(&body, "probe_success"), Some(1.0), "{body}");
     assert!(rtt(&body) > 0.0);
     assert_eq!(metric_value(&body, "probe_ip_protocol"), Some(6.0));
+    // Linux loopback's default hop limit, read from the reply's IPV6_HOPLIMIT control message
+    // (blackbox prober/icmp.go reads the same; 0.28 reports 64 here too).
+    assert_eq!(
+        metric_value(&body, "probe_icmp_reply_hop_limit"),
+        Some(64.0),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -149,8 +156,13 @@ async fn unprivileged_datagram_socket_when_ping_group_range_allows() {
                 "{body}"
             );
             assert!(rtt(&body) > 0.0);
-            // A datagram socket hides the IP header: no reply TTL.
-            assert_eq!(metric_value(&body, "probe_icmp_reply_hop_limit"), None);
+            // A datagram socket hides the IP header; the TTL comes from the IP_TTL control
+            // message, as blackbox prober/icmp.go reads it (ipv4.FlagTTL on "udp4" sockets).
+            assert_eq!(
+                metric_value(&body, "probe_icmp_reply_hop_limit"),
+                Some(64.0),
+                "{body}"
+            );
         } else {
             assert_eq!(metric_value(&body, "probe_success"), Some(0.0), "{body}");
             assert!(body.contains("ping_group_range"), "{body}");

@@ -4,17 +4,18 @@
 //! Socket: an unprivileged datagram ICMP socket (`SOCK_DGRAM`/`IPPROTO_ICMP`) first, which Linux
 //! allows when the process's group is inside `net.ipv4.ping_group_range` (it covers IPv6 too);
 //! otherwise a raw socket, which needs root or `CAP_NET_RAW`. Without either the probe fails with
-//! a clear message. Which one was used is written to the probe log. surge-ping does the packet
-//! work; the reply TTL (`probe_icmp_reply_hop_limit`) is only visible on raw IPv4 sockets, where
-//! the kernel hands us the IP header.
+//! a clear message. Which one was used is written to the probe log. The socket work is in
+//! `icmp_echo`, which also reads the reply's hop limit (`probe_icmp_reply_hop_limit`) as
+//! blackbox does; surge-ping decodes the packets.
 
+use super::icmp_echo::EchoSocket;
 use super::recorder::{FailureReason, ProbeRecorder};
 use super::resolve::resolve_target;
 use super::{ProbeEnv, ProbeRequest};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::OnceLock;
-use surge_ping::{Client, Config, IcmpPacket, PingIdentifier, PingSequence, SurgeError, ICMP};
+use surge_ping::{IcmpPacket, PingIdentifier, PingSequence, SurgeError};
 use tokio::time::Instant;
 
 const PHASE_HELP: &str = "Duration of icmp request by phase";
@@ -45,12 +46,12 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
     set_phase(rec, "resolve", lookup);
 
     let setup_start = Instant::now();
-    let mut builder = Config::builder().kind(if ip.is_ipv6() { ICMP::V6 } else { ICMP::V4 });
+    let mut source = None;
     if let Some(src) = &cfg.source_ip_address {
         match src.parse::<IpAddr>() {
             Ok(s) if s.is_ipv6() == ip.is_ipv6() => {
                 rec.info(format!("Using source address {s}"));
-                builder = builder.bind(SocketAddr::new(s, 0));
+                source = Some(s);
             }
             Ok(s) => {
                 rec.fail(
@@ -68,12 +69,12 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
             }
         }
     }
-    if let Some(ttl) = cfg.ttl.filter(|t| *t > 0) {
+    let ttl = cfg.ttl.filter(|t| *t > 0).map(u32::from);
+    if let Some(ttl) = ttl {
         rec.debug(format!("Setting TTL (hop limit) {ttl}"));
-        builder = builder.ttl(u32::from(ttl));
     }
-    let client = match Client::new(&builder.build()) {
-        Ok(c) => c,
+    let socket = match EchoSocket::open(ip, source, ttl) {
+        Ok(s) => s,
         Err(e) => {
             rec.fail(
                 FailureReason::Connection,
@@ -85,9 +86,7 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
             return false;
         }
     };
-    let socket = client.get_socket();
-    let privileged = socket.get_type() == socket2::Type::RAW;
-    rec.info(if privileged {
+    rec.info(if socket.is_raw() {
         "Created raw ICMP socket (privileged)"
     } else {
         "Created unprivileged datagram ICMP socket"
@@ -95,7 +94,7 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
     if cfg.dont_fragment {
         if ip.is_ipv6() {
             rec.debug("dont_fragment applies to ip4 only; ignored for an IPv6 target");
-        } else if let Err(e) = set_dont_fragment(socket.get_native_sock()) {
+        } else if let Err(e) = set_dont_fragment(socket.fd()) {
             rec.fail(
                 FailureReason::Config,
                 format!("cannot set the don't-fragment bit: {e}"),
@@ -107,8 +106,6 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
     }
     let payload = payload(cfg.payload_size);
     let seq = next_sequence();
-    let mut pinger = client.pinger(ip, PingIdentifier(identifier())).await;
-    pinger.timeout(req.deadline.saturating_duration_since(Instant::now()));
     set_phase(rec, "setup", setup_start.elapsed().as_secs_f64());
 
     rec.info(format!(
@@ -116,18 +113,22 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
         seq.0,
         payload.len()
     ));
-    match pinger.ping(seq, &payload).await {
-        Ok((packet, rtt)) => match reply_kind(&packet) {
+    let exchange = socket.echo(ip, PingIdentifier(identifier()), seq, &payload);
+    let result = match tokio::time::timeout_at(req.deadline, exchange).await {
+        Ok(r) => r.map_err(SurgeError::from),
+        Err(_) => Err(SurgeError::Timeout { seq }),
+    };
+    match result {
+        Ok((sent, echo)) => match reply_kind(&echo.packet) {
             Reply::Echo => {
+                let rtt = echo.received.saturating_duration_since(sent);
                 set_phase(rec, "rtt", rtt.as_secs_f64());
-                if let IcmpPacket::V4(p) = &packet {
-                    if let Some(ttl) = p.get_ttl() {
-                        rec.gauge(
-                            "probe_icmp_reply_hop_limit",
-                            "Replied packet hop limit (TTL for ipv4)",
-                            f64::from(ttl),
-                        );
-                    }
+                if let Some(hops) = echo.hop_limit {
+                    rec.gauge(
+                        "probe_icmp_reply_hop_limit",
+                        "Replied packet hop limit (TTL for ipv4)",
+                        f64::from(hops),
+                    );
                 }
                 rec.info("Found matching reply packet");
                 true

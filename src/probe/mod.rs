@@ -8,6 +8,7 @@ pub mod dns;
 pub mod grpc;
 pub mod http;
 pub mod icmp;
+mod icmp_echo;
 pub mod mongodb;
 pub mod mysql;
 pub mod pools;
@@ -20,6 +21,7 @@ pub mod ssh_audit;
 pub mod target;
 pub mod tcp;
 pub mod tls;
+mod tls_chains;
 mod tls_verify;
 
 use crate::config::{Config, Module, ProberKind, TlsConfig};

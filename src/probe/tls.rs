@@ -76,9 +76,10 @@ impl TlsClient {
             None
         } else {
             Some(ChainVerifier::new(
-                WebPkiServerVerifier::builder_with_provider(roots, provider())
+                WebPkiServerVerifier::builder_with_provider(roots.clone(), provider())
                     .build()
                     .map_err(|e| format!("cannot build certificate verifier: {e}"))?,
+                roots,
                 anchors,
             ))
         };
@@ -138,6 +139,7 @@ impl TlsClient {
             .peer_certificates()
             .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
             .unwrap_or_default();
+        let mut last_chain = None;
         if let Some(verifier) = &self.verifier {
             let Some((end, intermediates)) = certs.split_first() else {
                 rec.fail(FailureReason::Tls, "server sent no certificate");
@@ -157,11 +159,17 @@ impl TlsClient {
                 );
                 return None;
             }
+            last_chain = verifier.last_chain_expiry(
+                end,
+                intermediates,
+                provider().signature_verification_algorithms.all,
+            );
         }
         record_tls_state(
             conn.protocol_version(),
             conn.negotiated_cipher_suite(),
             &certs,
+            last_chain,
             rec,
         );
         Some(stream)
@@ -324,12 +332,14 @@ impl ServerCertVerifier for DeferredVerifier {
 ///
 /// `probe_ssl_earliest_cert_expiry` is the earliest `notAfter` over every certificate the server
 /// sent (leaf and intermediates, not the trust anchor it may omit).
-/// `probe_ssl_last_chain_expiry_timestamp_seconds` is the earliest `notAfter` of the chain as sent,
-/// and `probe_ssl_last_chain_info` describes its leaf.
+/// `probe_ssl_last_chain_expiry_timestamp_seconds` is `last_chain`, the expiry of the verified
+/// chain that lasts longest (see `tls_chains`), or without verification the earliest `notAfter`
+/// of the chain as sent; `probe_ssl_last_chain_info` describes the leaf as Go prints it.
 pub fn record_tls_state(
     version: Option<rustls::ProtocolVersion>,
     suite: Option<rustls::SupportedCipherSuite>,
     certs: &[CertificateDer<'_>],
+    last_chain: Option<i64>,
     rec: &mut ProbeRecorder,
 ) {
     if let Some(v) = version {
@@ -364,7 +374,7 @@ pub fn record_tls_state(
         rec.gauge(
             "probe_ssl_last_chain_expiry_timestamp_seconds",
             "Returns last SSL chain expiry in timestamp",
-            e as f64,
+            last_chain.unwrap_or(e) as f64,
         );
     }
     if let Some(leaf) = certs.first() {
@@ -374,11 +384,13 @@ pub fn record_tls_state(
                 "probe_ssl_last_chain_info",
                 "Contains SSL leaf certificate information",
                 &[
+                    // In the order Go's client prints them (sorted), so the series line is
+                    // byte-for-byte blackbox's.
                     ("fingerprint_sha256", &fingerprint),
-                    ("subject", &cert_names::go_dn(cert.subject())),
                     ("issuer", &cert_names::go_dn(cert.issuer())),
-                    ("subjectalternative", &cert_names::dns_names(&cert)),
                     ("serialnumber", &cert_names::go_serial(&cert)),
+                    ("subject", &cert_names::go_dn(cert.subject())),
+                    ("subjectalternative", &cert_names::dns_names(&cert)),
                 ],
                 1.0,
             );

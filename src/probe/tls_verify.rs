@@ -7,18 +7,54 @@
 use rustls::client::danger::ServerCertVerifier;
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::RootCertStore;
 use std::sync::Arc;
 
 #[derive(Debug)]
 pub struct ChainVerifier {
     pub webpki: Arc<WebPkiServerVerifier>,
+    /// The trust anchors `webpki` was built from.
+    roots: Arc<RootCertStore>,
     /// The certificates of `ca_file` / `ca`; empty with the system's roots.
     anchors: Vec<CertificateDer<'static>>,
 }
 
 impl ChainVerifier {
-    pub fn new(webpki: Arc<WebPkiServerVerifier>, anchors: Vec<CertificateDer<'static>>) -> Self {
-        ChainVerifier { webpki, anchors }
+    pub fn new(
+        webpki: Arc<WebPkiServerVerifier>,
+        roots: Arc<RootCertStore>,
+        anchors: Vec<CertificateDer<'static>>,
+    ) -> Self {
+        ChainVerifier {
+            webpki,
+            roots,
+            anchors,
+        }
+    }
+
+    /// The latest expiry over the chains that verify the leaf (see `tls_chains`); a leaf that
+    /// is itself a configured anchor is a chain of its own.
+    pub fn last_chain_expiry(
+        &self,
+        end: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        algs: &[&dyn rustls::pki_types::SignatureVerificationAlgorithm],
+    ) -> Option<i64> {
+        super::tls_chains::last_chain_expiry(
+            end,
+            intermediates,
+            &self.roots.roots,
+            &self.anchors,
+            algs,
+        )
+        .or_else(|| {
+            self.anchors
+                .iter()
+                .any(|a| a.as_ref() == end.as_ref())
+                .then(|| x509_parser::parse_x509_certificate(end.as_ref()).ok())
+                .flatten()
+                .map(|(_, c)| c.validity().not_after.timestamp())
+        })
     }
 
     /// Verifies the chain the server sent for `name`; the error is one line.
@@ -83,10 +119,10 @@ mod tests {
         let mut roots = RootCertStore::empty();
         roots.add(cert.clone()).unwrap();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots.clone()), provider)
             .build()
             .unwrap();
-        ChainVerifier::new(webpki, vec![cert.clone()])
+        ChainVerifier::new(webpki, Arc::new(roots), vec![cert.clone()])
     }
 
     #[test]

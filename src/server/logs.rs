@@ -21,16 +21,10 @@ pub fn handle<B>(app: &App, req: &Request<B>) -> Reply {
             format!("query string longer than {MAX_QUERY_BYTES} bytes\n"),
         );
     }
-    // The first value of each, as Go's `Query().Get`.
-    let (mut id, mut module, mut target) = (None, None, None);
-    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
-        match k.as_ref() {
-            "id" => id = id.or(Some(v.into_owned())),
-            "module" => module = module.or(Some(v.into_owned())),
-            "target" => target = target.or(Some(v.into_owned())),
-            _ => {}
-        }
-    }
+    // Read as Go reads it (`Query().Get`), as /probe does.
+    let params = super::query::parse(query);
+    let get = |key| super::query::first(&params, key).map(str::to_string);
+    let (id, module, target) = (get("id"), get("module"), get("target"));
     let (module, target) = (module.unwrap_or_default(), target.unwrap_or_default());
     // blackbox reads an id that does not parse, and -1, as no id.
     let id = id.and_then(|i| i.parse::<i64>().ok()).filter(|&i| i != -1);

@@ -5,6 +5,7 @@ pub mod connections;
 pub mod gzip;
 mod logs;
 mod probe;
+mod query;
 mod respond;
 mod status;
 

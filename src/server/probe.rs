@@ -24,19 +24,10 @@ pub async fn handle<B>(app: &Arc<App>, req: &Request<B>) -> Reply {
             format!("query string longer than {MAX_QUERY_BYTES} bytes\n"),
         );
     }
-    let mut target = None;
-    let mut module_name = None;
-    let mut hostname = None;
-    let mut debug = false;
-    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
-        match k.as_ref() {
-            "target" => target = Some(v.into_owned()),
-            "module" => module_name = Some(v.into_owned()),
-            "hostname" => hostname = Some(v.into_owned()),
-            "debug" => debug = v == "true",
-            _ => {}
-        }
-    }
+    let params = super::query::parse(query);
+    let get = |key| super::query::first(&params, key).map(str::to_string);
+    let (target, module_name, hostname) = (get("target"), get("module"), get("hostname"));
+    let debug = get("debug").as_deref() == Some("true");
     let module_name = module_name
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| "http_2xx".to_string());

@@ -98,6 +98,15 @@ impl Blackbox {
         panic!("blackbox_exporter {version:?} did not start listening on {port}");
     }
 
+    /// GET `path_and_query` as written (no encoding of ours).
+    pub async fn get(&self, path_and_query: &str) -> super::Response {
+        super::get(
+            &format!("http://127.0.0.1:{}{path_and_query}", self.port),
+            &[],
+        )
+        .await
+    }
+
     pub async fn probe(&self, module: &str, target: &str) -> String {
         let q = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("module", module)

@@ -139,3 +139,73 @@ fn leaf(
         not_after,
     }
 }
+
+/// A CA re-issued with a longer validity under the same name and key (both copies in
+/// `ca_file`, the shorter first) and a leaf it signed, with an Organization and a Common Name,
+/// DNS and IP SANs and a serial whose DER has a leading zero byte: what blackbox's
+/// `probe_ssl_last_chain_*` series are computed from.
+pub struct ReissuedCa {
+    _dir: tempfile::TempDir,
+    pub ca_file: PathBuf,
+    pub leaf: Leaf,
+}
+
+/// notAfter of the first root, 2030-01-01T00:00:00Z.
+pub const SHORT_ROOT_NOT_AFTER: i64 = 1_893_456_000;
+/// notAfter of the re-issued root, 2035-01-01T00:00:00Z.
+pub const LONG_ROOT_NOT_AFTER: i64 = 2_051_222_400;
+
+impl ReissuedCa {
+    pub fn generate() -> ReissuedCa {
+        let key = KeyPair::generate().unwrap();
+        let root = |until: i32| {
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params
+                .distinguished_name
+                .push(DnType::OrganizationName, "Siembox Test, Inc.");
+            params
+                .distinguished_name
+                .push(DnType::CommonName, "siembox reissued CA");
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+            params.not_before = date_time_ymd(2019, 1, 1);
+            params.not_after = date_time_ymd(until, 1, 1);
+            params
+        };
+        let short = root(2030).self_signed(&key).unwrap();
+        let long_params = root(2035);
+        let long = long_params.self_signed(&key).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let ca_file = dir.path().join("reissued-ca.pem");
+        std::fs::write(&ca_file, format!("{}{}", short.pem(), long.pem())).unwrap();
+
+        let leaf_key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec![
+            "localhost".to_string(),
+            "chain.test".to_string(),
+            "127.0.0.1".to_string(),
+        ])
+        .unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "chain.test");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "Siembox Org");
+        params.serial_number = Some(rcgen::SerialNumber::from_slice(&[0x8f, 0x12, 0x34, 0x56]));
+        params.not_before = date_time_ymd(2020, 1, 1);
+        params.not_after = date_time_ymd(2040, 1, 1);
+        let cert = params
+            .signed_by(&leaf_key, &Issuer::new(long_params, key))
+            .unwrap();
+        ReissuedCa {
+            _dir: dir,
+            ca_file,
+            leaf: Leaf {
+                cert_pem: cert.pem(),
+                key_pem: leaf_key.serialize_pem(),
+                not_after: VALID_NOT_AFTER,
+            },
+        }
+    }
+}
