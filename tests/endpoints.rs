@@ -258,3 +258,25 @@ async fn self_metrics_under_blackbox_names_too() {
         ),
     );
 }
+
+/// Every probe reports the timeout it ran with (blackbox master's prober/handler.go
+/// `probe_timeout_seconds`; handler_test.go asserts `probe_timeout_seconds 0.5` for a 1s scrape
+/// timeout and its default offset): the scrape timeout minus the offset, capped by the module.
+#[tokio::test]
+async fn every_probe_reports_its_timeout() {
+    let ex = Exporter::start("modules:\n  tcp_connect: {prober: tcp, timeout: 5s}\n  short: {prober: tcp, timeout: 2s}\n").await;
+    let port = support::free_port();
+    for (module, scrape_timeout, want) in [("tcp_connect", "1", 0.5), ("short", "10", 2.0)] {
+        let r = support::get(
+            &ex.url(&format!("/probe?module={module}&target=127.0.0.1:{port}")),
+            &[("X-Prometheus-Scrape-Timeout-Seconds", scrape_timeout)],
+        )
+        .await;
+        let got = support::metric_value(&r.body, "probe_timeout_seconds");
+        assert!(
+            got.is_some_and(|t| (t - want).abs() < 0.01),
+            "{module}: want {want}, got {got:?}\n{}",
+            r.body
+        );
+    }
+}

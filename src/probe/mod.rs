@@ -124,12 +124,19 @@ impl ProbeEnv {
 /// `probe_success` and `probe_duration_seconds`.
 pub async fn run_probe(req: &ProbeRequest<'_>, env: &ProbeEnv) -> ProbeOutcome {
     let start = Instant::now();
+    let timeout = req.deadline.saturating_duration_since(start).as_secs_f64();
     let mut rec = ProbeRecorder::new();
     rec.info(format!(
-        "Beginning probe: prober={} timeout_seconds={:.3}",
+        "Beginning probe: prober={} timeout_seconds={timeout:.3}",
         req.module.prober.as_str(),
-        req.deadline.saturating_duration_since(start).as_secs_f64()
     ));
+    // blackbox after 0.28 (its master) reports the timeout a probe ran with; alerts on slow
+    // probes can compare against it.
+    rec.gauge(
+        "probe_timeout_seconds",
+        "Returns how long the probe timeout is in seconds",
+        timeout,
+    );
     let (host, url) = target::endpoint(req.module.prober, req.target).unwrap_or_default();
     let access = allow::decide(req.allow_patterns(), &host, url.as_ref());
     if matches!(access, allow::Access::Denied) {
