@@ -22,6 +22,22 @@ fn fixture() -> Fixture {
     Fixture { dir, client }
 }
 
+impl Fixture {
+    /// An sshd that lets the fixture's client in, and a known_hosts file that trusts it.
+    fn sshd(&self) -> (Sshd, PathBuf) {
+        let sshd = Sshd::start(SshdOptions {
+            authorized: vec![self.client.public_line.clone()],
+            ..Default::default()
+        });
+        let kh = write(
+            &self.dir,
+            "known_hosts",
+            &format!("{}\n", sshd.known_hosts_line()),
+        );
+        (sshd, kh)
+    }
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
@@ -657,15 +673,7 @@ async fn health_check_replaces_a_dead_pooled_connection() {
 #[tokio::test]
 async fn cache_for_serves_a_fresh_result_without_auditing_again() {
     let f = fixture();
-    let sshd = Sshd::start(SshdOptions {
-        authorized: vec![f.client.public_line.clone()],
-        ..Default::default()
-    });
-    let kh = write(
-        &f.dir,
-        "known_hosts",
-        &format!("{}\n", sshd.known_hosts_line()),
-    );
+    let (sshd, kh) = f.sshd();
     let yaml = config(&f.client.private, &kh, "{}", &[server("local", &sshd)]).replace(
         "    timeout: 60s\n",
         "    timeout: 60s\n    cache_for: 1m\n",
@@ -962,15 +970,7 @@ attempt() { # AGE PID USER
 #[tokio::test]
 async fn modules_do_not_share_heavy_results_or_switched_off_checks() {
     let f = fixture();
-    let sshd = Sshd::start(SshdOptions {
-        authorized: vec![f.client.public_line.clone()],
-        ..Default::default()
-    });
-    let kh = write(
-        &f.dir,
-        "known_hosts",
-        &format!("{}\n", sshd.known_hosts_line()),
-    );
+    let (sshd, kh) = f.sshd();
     let module = |name: &str, checks: &str| {
         format!(
             "  {name}:\n    prober: ssh_audit\n    timeout: 60s\n    ssh_audit:\n      user: root\n      private_key_file: {}\n      known_hosts_file: {}\n      checks: {checks}\n",
@@ -1192,15 +1192,7 @@ async fn a_locked_audit_account_is_refused_until_unlocked() {
 #[tokio::test]
 async fn a_reload_with_new_thresholds_regrades_cached_heavy_checks() {
     let f = fixture();
-    let sshd = Sshd::start(SshdOptions {
-        authorized: vec![f.client.public_line.clone()],
-        ..Default::default()
-    });
-    let kh = write(
-        &f.dir,
-        "known_hosts",
-        &format!("{}\n", sshd.known_hosts_line()),
-    );
+    let (sshd, kh) = f.sshd();
     let yaml = |warn: u32| {
         config_with(
             &f.client.private,
