@@ -228,6 +228,7 @@ impl App {
                     module_name,
                     module,
                     deadline,
+                    timeout,
                     config,
                     hostname,
                 };

@@ -39,6 +39,9 @@ pub struct ProbeRequest<'a> {
     pub module: &'a Module,
     /// Every network wait of the probe ends by this instant.
     pub deadline: Instant,
+    /// The timeout the probe was given (`deadline` is when it was asked for plus this); time
+    /// spent waiting for a limit comes out of it.
+    pub timeout: std::time::Duration,
     /// The config the module came from (servers for audits).
     pub config: &'a Config,
     /// `hostname` query parameter: Host header and TLS server name for http probes.
@@ -124,18 +127,18 @@ impl ProbeEnv {
 /// `probe_success` and `probe_duration_seconds`.
 pub async fn run_probe(req: &ProbeRequest<'_>, env: &ProbeEnv) -> ProbeOutcome {
     let start = Instant::now();
-    let timeout = req.deadline.saturating_duration_since(start).as_secs_f64();
     let mut rec = ProbeRecorder::new();
     rec.info(format!(
-        "Beginning probe: prober={} timeout_seconds={timeout:.3}",
+        "Beginning probe: prober={} timeout_seconds={:.3}",
         req.module.prober.as_str(),
+        req.deadline.saturating_duration_since(start).as_secs_f64()
     ));
-    // blackbox after 0.28 (its master) reports the timeout a probe ran with; alerts on slow
+    // blackbox after 0.28 (its master) reports the timeout a probe was given; alerts on slow
     // probes can compare against it.
     rec.gauge(
         "probe_timeout_seconds",
         "Returns how long the probe timeout is in seconds",
-        timeout,
+        req.timeout.as_secs_f64(),
     );
     let (host, url) = target::endpoint(req.module.prober, req.target).unwrap_or_default();
     let access = allow::decide(req.allow_patterns(), &host, url.as_ref());
