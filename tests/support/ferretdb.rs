@@ -9,17 +9,17 @@
 //! `skipEmptyExchange` (MongoDB 4.4+) and fails when the server, as FerretDB 1.24 does, still
 //! wants the empty last round. Without a login, commands run as the URL's trusted `postgres`.
 
-use std::process::{Child, Command, Stdio};
+use super::child_server::ChildServer;
+use std::process::Command;
 
 /// The user of `FerretDb::start_scram`, and its password.
 pub const SCRAM_USER: &str = "monitor";
 pub const SCRAM_PASSWORD: &str = "Ferret-Scram-pw-7";
 
 pub struct FerretDb {
+    server: ChildServer,
     pub port: u16,
-    scram: bool,
-    child: Option<Child>,
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 impl FerretDb {
@@ -34,45 +34,37 @@ impl FerretDb {
     }
 
     fn start_with(scram: bool) -> FerretDb {
-        let mut f = FerretDb {
-            port: super::free_port(),
-            scram,
-            child: None,
-            dir: tempfile::tempdir().unwrap(),
-        };
-        f.spawn();
-        f
-    }
-
-    fn spawn(&mut self) {
-        let dir = self.dir.path().display();
-        let mut cmd = Command::new(super::tools::go_tool("ferretdb-1.24.2"));
-        cmd.args(["--log-level=ERROR", "--debug-addr=-"])
-            // No reports to the vendor from a test run (and no network here to send them).
-            .arg("--telemetry=disable")
-            .arg(format!("--state-dir={dir}"))
-            .arg(format!("--listen-addr=127.0.0.1:{}", self.port));
-        if self.scram {
-            cmd.arg("--handler=sqlite")
-                .arg(format!("--sqlite-url=file:{dir}/"))
-                .arg("--test-enable-new-auth")
-                .args(["--setup-database=admin", "--setup-username", SCRAM_USER])
-                .arg(format!("--setup-password={SCRAM_PASSWORD}"));
-        } else {
-            cmd.arg("--handler=postgresql")
-                .arg("--postgresql-url=postgres://postgres@127.0.0.1:5432/test");
+        let dir = tempfile::tempdir().unwrap();
+        let port = super::free_port();
+        let state = dir.path().display().to_string();
+        let server = ChildServer::start(port, "ferretdb", move || {
+            let mut cmd = Command::new(super::tools::go_tool("ferretdb-1.24.2"));
+            cmd.args(["--log-level=ERROR", "--debug-addr=-"])
+                // No reports to the vendor from a test run (and no network here to send them).
+                .arg("--telemetry=disable")
+                .arg(format!("--state-dir={state}"))
+                .arg(format!("--listen-addr=127.0.0.1:{port}"));
+            if scram {
+                cmd.arg("--handler=sqlite")
+                    .arg(format!("--sqlite-url=file:{state}/"))
+                    .arg("--test-enable-new-auth")
+                    .args(["--setup-database=admin", "--setup-username", SCRAM_USER])
+                    .arg(format!("--setup-password={SCRAM_PASSWORD}"));
+            } else {
+                cmd.arg("--handler=postgresql")
+                    .arg("--postgresql-url=postgres://postgres@127.0.0.1:5432/test");
+            }
+            cmd
+        });
+        FerretDb {
+            server,
+            port,
+            _dir: dir,
         }
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("ferretdb starts");
-        self.child = Some(child);
-        super::wait_for_listener(self.port, "ferretdb");
     }
 
     fn pid(&self) -> u32 {
-        self.child.as_ref().expect("ferretdb is running").id()
+        self.server.pid()
     }
 
     /// SIGSTOP: the server accepts nothing and answers nothing, as a hung one would.
@@ -85,22 +77,18 @@ impl FerretDb {
         signal(self.pid(), "CONT");
     }
 
-    /// SIGKILL: the server dies with its connections, as a crashed one would.
+    /// SIGKILL: the server dies with its connections, as a crashed one would (a frozen one too).
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.server.kill();
     }
 
     /// Starts again on the same port with the same data (its user included).
     pub fn restart(&mut self) {
-        self.kill();
-        self.spawn();
+        self.server.restart();
     }
 
     pub fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        self.server.address()
     }
 
     /// TCP connections established to the server now, counted on the server's side by the
@@ -122,13 +110,4 @@ fn signal(pid: u32, sig: &str) {
         .status()
         .is_ok_and(|s| s.success());
     assert!(ok, "kill -{sig} {pid}");
-}
-
-impl Drop for FerretDb {
-    fn drop(&mut self) {
-        if self.child.is_some() {
-            self.thaw();
-        }
-        self.kill();
-    }
 }

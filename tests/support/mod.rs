@@ -5,6 +5,7 @@
 pub mod binary;
 pub mod blackbox;
 pub mod certs;
+pub mod child_server;
 pub mod chromium;
 pub mod db;
 pub mod dnsmasq;
