@@ -23,6 +23,18 @@ fn fixture() -> Fixture {
 }
 
 impl Fixture {
+    /// An sshd in a PID and mount namespace of its own (the audited "server") that lets the
+    /// fixture's client in.
+    fn isolated_sshd(&self) -> Sshd {
+        Sshd::start_isolated(
+            SshdOptions {
+                authorized: vec![self.client.public_line.clone()],
+                ..Default::default()
+            },
+            "",
+        )
+    }
+
     /// An sshd that lets the fixture's client in, and a known_hosts file that trusts it.
     fn sshd(&self) -> (Sshd, PathBuf) {
         let sshd = Sshd::start(SshdOptions {
@@ -774,13 +786,7 @@ fn audit_config(f: &Fixture, sshd: &Sshd, user: &str) -> String {
 #[tokio::test]
 async fn sshd_checks_grade_the_listening_sshds_not_etc_ssh() {
     let f = fixture();
-    let sshd = Sshd::start_isolated(
-        SshdOptions {
-            authorized: vec![f.client.public_line.clone()],
-            ..Default::default()
-        },
-        "",
-    );
+    let sshd = f.isolated_sshd();
     let ex = Exporter::start(&audit_config(&f, &sshd, "root")).await;
 
     let v = Verdicts::of(&ex, "box").await;
@@ -926,13 +932,7 @@ async fn an_unreadable_sshd_drop_in_is_unknown_not_a_default() {
 #[tokio::test]
 async fn failed_logins_counts_attempts_once_within_24h() {
     let f = fixture();
-    let sshd = Sshd::start_isolated(
-        SshdOptions {
-            authorized: vec![f.client.public_line.clone()],
-            ..Default::default()
-        },
-        "",
-    );
+    let sshd = f.isolated_sshd();
     sshd.inside(
         r#"mount -t tmpfs siembox-test-log /var/log
 t() { date -d "@$(( $(date +%s) - $1 ))" '+%b %e %H:%M:%S'; }
@@ -1017,13 +1017,7 @@ async fn modules_do_not_share_heavy_results_or_switched_off_checks() {
 #[tokio::test]
 async fn disk_usage_measures_tmpfs_whatever_its_name() {
     let f = fixture();
-    let sshd = Sshd::start_isolated(
-        SshdOptions {
-            authorized: vec![f.client.public_line.clone()],
-            ..Default::default()
-        },
-        "",
-    );
+    let sshd = f.isolated_sshd();
     let mnt = tempfile::tempdir().unwrap();
     let (full, half) = (mnt.path().join("full"), mnt.path().join("half"));
     std::fs::create_dir(&full).unwrap();
@@ -1057,13 +1051,7 @@ async fn disk_usage_measures_tmpfs_whatever_its_name() {
 #[tokio::test]
 async fn auto_updates_warns_when_the_upgrade_timer_is_masked() {
     let f = fixture();
-    let sshd = Sshd::start_isolated(
-        SshdOptions {
-            authorized: vec![f.client.public_line.clone()],
-            ..Default::default()
-        },
-        "",
-    );
+    let sshd = f.isolated_sshd();
     let timer = "/lib/systemd/system/apt-daily-upgrade.timer";
     assert!(Path::new(timer).exists(), "apt's timer unit ships here");
     let state = tempfile::tempdir().unwrap();
@@ -1104,13 +1092,7 @@ echo 'APT::Periodic::Unattended-Upgrade \"1\";' > /etc/apt/apt.conf.d/20auto-upg
 #[tokio::test]
 async fn pending_updates_is_unknown_on_missing_or_old_package_lists() {
     let f = fixture();
-    let sshd = Sshd::start_isolated(
-        SshdOptions {
-            authorized: vec![f.client.public_line.clone()],
-            ..Default::default()
-        },
-        "",
-    );
+    let sshd = f.isolated_sshd();
     let module = |interval: &str| {
         let kh = write(
             &f.dir,

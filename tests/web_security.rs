@@ -49,16 +49,7 @@ async fn tls_get(
     path: &str,
     auth: Option<&str>,
 ) -> std::io::Result<String> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(trust.clone()).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let connector = connector_trusting(trust);
     let tcp = tokio::net::TcpStream::connect(addr).await?;
     let mut tls = connector
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
@@ -174,16 +165,7 @@ fn invalid_web_config_names_the_field() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_tls_clients_cannot_lock_out_a_scrape() {
     let s = start_secured("").await;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(s.cert.clone()).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let connector = connector_trusting(&s.cert);
     // Handshake done, then silence: the oldest, so the first to go.
     let mut after_handshake = Vec::new();
     for _ in 0..20 {
@@ -283,4 +265,18 @@ async fn refusing_an_unknown_user_takes_as_long_as_a_wrong_password() {
     let again = timed("nobody", "wrong-2").await;
     assert!(again < known / 10, "{again:?} vs {known:?}");
     assert_eq!(auth.bcrypt_runs(), 2);
+}
+
+/// A TLS client that trusts exactly `cert`.
+fn connector_trusting(cert: &CertificateDer<'static>) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
 }

@@ -43,13 +43,6 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
             return false;
         }
     };
-    let command = match cfg.command_document() {
-        Ok(c) => c,
-        Err(e) => {
-            rec.fail(FailureReason::Config, format!("mongodb.{e}"));
-            return false;
-        }
-    };
     // Shorter than the probe's timeout, so an unreachable server fails with the driver's reason
     // (refused, TLS, auth) rather than with the probe's deadline.
     let selection_timeout = req
@@ -67,8 +60,10 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
         req.target,
         hash,
         |stats| {
+            // Parsed once per pool (the settings hash covers the command), not per probe.
+            let command = cfg.command_document().map_err(|e| format!("mongodb.{e}"))?;
             let opts = client_options(&target, cfg, password.as_ref(), selection_timeout);
-            MongoPool::new(opts, &cfg.pool, stats)
+            MongoPool::new(opts, &cfg.pool, command, stats)
         },
     );
     let pool = match pool {
@@ -79,7 +74,7 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
         }
     };
     rec.debug(format!("Connecting to MongoDB at {}", target.address()));
-    let ok = run(req, cfg, command, &pool, rec).await;
+    let ok = run(req, cfg, &pool, rec).await;
     db::record_pool_state(rec, pool.state());
     ok
 }
@@ -87,7 +82,6 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
 async fn run(
     req: &ProbeRequest<'_>,
     cfg: &MongoProbe,
-    command: Document,
     pool: &MongoPool,
     rec: &mut ProbeRecorder,
 ) -> bool {
@@ -125,6 +119,7 @@ async fn run(
             return false;
         }
     }
+    let command = pool.command.clone();
     let name = command.keys().next().cloned().unwrap_or_default();
     let database = pool
         .client
@@ -260,12 +255,15 @@ pub struct MongoPool {
     counts: Arc<Counts>,
     stats: Arc<PoolStats>,
     version: OnceCell<String>,
+    /// The health command, from `MongoProbe::command_document`.
+    command: Document,
 }
 
 impl MongoPool {
     pub fn new(
         mut opts: ClientOptions,
         cfg: &PoolConfig,
+        command: Document,
         stats: Arc<PoolStats>,
     ) -> Result<Self, String> {
         let counts = Arc::new(Counts::default());
@@ -296,6 +294,7 @@ impl MongoPool {
             counts,
             stats,
             version: OnceCell::new(),
+            command,
         })
     }
 

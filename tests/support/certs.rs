@@ -78,19 +78,25 @@ impl TestPki {
     }
 }
 
+/// A CA certificate's settings valid from 2019 to the first day of `until`, no name yet.
+fn ca_params(until: i32) -> CertificateParams {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.not_before = date_time_ymd(2019, 1, 1);
+    params.not_after = date_time_ymd(until, 1, 1);
+    params
+}
+
 fn new_ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
     let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    let mut params = ca_params(2099);
     params.distinguished_name.push(DnType::CommonName, name);
     // More than a CN, so name formatting (Go prints the most specific first) is exercised.
     params
         .distinguished_name
         .push(DnType::OrganizationName, "siembox, tests");
     params.distinguished_name.push(DnType::CountryName, "DE");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    params.not_before = date_time_ymd(2019, 1, 1);
-    params.not_after = date_time_ymd(2099, 1, 1);
     let cert = params.self_signed(&key).unwrap();
     (cert.pem(), Issuer::new(params, key))
 }
@@ -159,17 +165,13 @@ impl ReissuedCa {
     pub fn generate() -> ReissuedCa {
         let key = KeyPair::generate().unwrap();
         let root = |until: i32| {
-            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            let mut params = ca_params(until);
             params
                 .distinguished_name
                 .push(DnType::OrganizationName, "Siembox Test, Inc.");
             params
                 .distinguished_name
                 .push(DnType::CommonName, "siembox reissued CA");
-            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-            params.not_before = date_time_ymd(2019, 1, 1);
-            params.not_after = date_time_ymd(until, 1, 1);
             params
         };
         let short = root(2030).self_signed(&key).unwrap();
