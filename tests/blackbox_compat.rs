@@ -111,6 +111,7 @@ const KEY_VALUES: &[&str] = &[
     "probe_http_version",
     "probe_http_last_modified_timestamp_seconds",
     "probe_failed_due_to_regex",
+    "probe_failed_due_to_cel",
     "probe_failed_due_to_bytes",
     "probe_ip_protocol",
     "probe_ssl_earliest_cert_expiry",
@@ -1470,4 +1471,145 @@ async fn upper_case_url_scheme_is_the_documented_difference() {
         }],
     )
     .await;
+}
+
+// blackbox prober/http_test.go TestFailIfBodyMatchesCEL and TestFailIfBodyNotMatchesCEL (0.27+):
+// the JSON body bound to `body`; a match, no match, a body that is not JSON, a large body, a
+// body over body_size_limit, an expression that errors at run time (a missing field) or gives no
+// boolean, and a status failure before the body is looked at. Same verdict and same
+// probe_failed_due_to_cel as 0.28 (0.23 has no CEL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cel_on_json_bodies_agrees_with_blackbox() {
+    use support::http_server::HttpServer;
+    let server = HttpServer::start().await;
+    let module = |name: &str, body: &str| {
+        format!(
+            "  {name}:
+    prober: http
+    timeout: 4s
+    http:
+      preferred_ip_protocol: ip4
+{body}"
+        )
+    };
+    let all_up = "body.status == 'ok' && body.checks.all(c, c.up)";
+    let big_items = 60_000;
+    let config = write_config(&format!(
+        "modules:\n{}{}{}{}{}{}{}",
+        module(
+            "cel_all_up",
+            &format!("      fail_if_body_json_not_matches_cel: \"{all_up}\"\n")
+        ),
+        module(
+            "cel_any_down",
+            "      fail_if_body_json_matches_cel: \"body.checks.exists(c, !c.up)\"\n"
+        ),
+        // Both fields: fails if either one says so. JSON numbers are doubles; `== 3` holds.
+        module(
+            "cel_both",
+            "      fail_if_body_json_matches_cel: \"body.version > 3\"\n      fail_if_body_json_not_matches_cel: \"body.version == 3\"\n"
+        ),
+        module(
+            "cel_missing_field",
+            "      fail_if_body_json_not_matches_cel: \"body.uptime.seconds > 10\"\n"
+        ),
+        module(
+            "cel_not_bool",
+            "      fail_if_body_json_not_matches_cel: \"body.version\"\n"
+        ),
+        module(
+            "cel_big",
+            &format!("      fail_if_body_json_not_matches_cel: \"body.count == {big_items} && size(body.items) == {big_items} && body.items.all(i, i.up)\"\n")
+        ),
+        module(
+            "cel_limited",
+            "      body_size_limit: 64KiB\n      fail_if_body_json_not_matches_cel: \"size(body.items) > 0\"\n"
+        ),
+    ));
+    let case = |module: &'static str, path: &str| Case {
+        module,
+        target: server.url(path),
+    };
+    let big = format!("/json/items/{big_items}");
+    let cases = vec![
+        case("cel_all_up", "/json/health"),
+        case("cel_all_up", "/json/degraded"),
+        case("cel_all_up", "/json/not-json"),
+        case("cel_all_up", "/status/503"),
+        case("cel_any_down", "/json/health"),
+        case("cel_any_down", "/json/degraded"),
+        case("cel_both", "/json/health"),
+        case("cel_missing_field", "/json/health"),
+        case("cel_not_bool", "/json/health"),
+        case("cel_big", &big),
+        case("cel_limited", &big),
+        case("cel_limited", "/json/items/3"),
+    ];
+    compare(&config, &[Version::V0_28], &cases).await;
+
+    // The verdicts themselves, on both: success, and probe_failed_due_to_cel.
+    let ours = Exporter::start_file(config.clone()).await;
+    let bb = Blackbox::start(&config).await;
+    let expected: &[(&str, &str, f64, f64)] = &[
+        ("cel_all_up", "/json/health", 1.0, 0.0),
+        ("cel_all_up", "/json/degraded", 0.0, 1.0),
+        ("cel_all_up", "/json/not-json", 0.0, 1.0),
+        ("cel_all_up", "/status/503", 0.0, 0.0),
+        ("cel_any_down", "/json/health", 1.0, 0.0),
+        ("cel_any_down", "/json/degraded", 0.0, 1.0),
+        ("cel_both", "/json/health", 1.0, 0.0),
+        ("cel_missing_field", "/json/health", 0.0, 1.0),
+        ("cel_not_bool", "/json/health", 0.0, 1.0),
+        ("cel_big", &big, 1.0, 0.0),
+        ("cel_limited", &big, 0.0, 1.0),
+        ("cel_limited", "/json/items/3", 1.0, 0.0),
+    ];
+    for (module, path, success, cel_failed) in expected {
+        let target = server.url(path);
+        let theirs = bb.probe(module, &target).await;
+        let mine = ours.debug_probe(module, &target).await;
+        for (who, body) in [("blackbox", &theirs), ("ours", &mine)] {
+            let got = (
+                metric_value(body, "probe_success"),
+                metric_value(body, "probe_failed_due_to_cel"),
+            );
+            assert_eq!(
+                got,
+                (Some(*success), Some(*cel_failed)),
+                "{who} {module} {path}:\n{body}"
+            );
+        }
+        if *success == 0.0 && *cel_failed == 1.0 {
+            // Ours says why in the probe log.
+            let why = [
+                "Body did not match CEL expression",
+                "Body matched CEL expression",
+                "Error unmarshalling HTTP body to JSON",
+                "Error evaluating CEL expression",
+                "not a boolean",
+                "body_size_limit",
+            ];
+            assert!(
+                why.iter().any(|w| mine.contains(w)),
+                "{module} {path}:\n{mine}"
+            );
+        }
+    }
+    // A module without CEL has no probe_failed_due_to_cel, in both.
+    let plain = write_config("modules:\n  plain:\n    prober: http\n    timeout: 3s\n");
+    let (ours, bb) = (
+        Exporter::start_file(plain.clone()).await,
+        Blackbox::start(&plain).await,
+    );
+    let target = server.url("/json/health");
+    for body in [
+        bb.probe("plain", &target).await,
+        ours.probe("plain", &target).await.1,
+    ] {
+        assert_eq!(
+            metric_value(&body, "probe_failed_due_to_cel"),
+            None,
+            "{body}"
+        );
+    }
 }

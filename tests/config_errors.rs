@@ -595,3 +595,45 @@ fn config_check_passes_with_warnings_that_are_not_unreadable_files() {
         "{stderr}"
     );
 }
+
+// blackbox config/config.go NewCELProgram (0.27+): an expression that does not compile, or names
+// a variable other than `body`, rejects the file; ours names the line, the field and the
+// expression. A valid expression loads in both.
+#[test]
+fn bad_cel_expressions_are_config_errors_like_blackbox() {
+    let bad = [
+        ("fail_if_body_json_matches_cel", "body.status =="),
+        (
+            "fail_if_body_json_not_matches_cel",
+            "body.items.all(i, i.up",
+        ),
+        ("fail_if_body_json_not_matches_cel", "health.status == 'ok'"),
+    ];
+    let mut problems = Vec::new();
+    for (field, expr) in bad {
+        let yaml =
+            format!("modules:\n  m:\n    prober: http\n    http:\n      {field}: \"{expr}\"\n");
+        let (ours, theirs) = load_both(&yaml);
+        if theirs.is_ok() {
+            problems.push(format!("blackbox 0.28 accepts (fix the case):\n{yaml}"));
+        }
+        match ours {
+            Ok(_) => problems.push(format!("ours accepts:\n{yaml}")),
+            Err(e) => {
+                let wanted = [
+                    ":5:".to_string(),
+                    format!("modules.m.http.{field}"),
+                    "invalid CEL expression".to_string(),
+                    expr.split(' ').next().unwrap().to_string(),
+                ];
+                if !wanted.iter().all(|w| e.contains(w.as_str())) || e.lines().count() != 1 {
+                    problems.push(format!("want {wanted:?} on one line, got {e}"));
+                }
+            }
+        }
+    }
+    let good = "modules:\n  m:\n    prober: http\n    http:\n      fail_if_body_json_not_matches_cel: \"body.checks.all(c, c.up) && type(body.version) == double\"\n";
+    let (ours, theirs) = load_both(good);
+    assert!(ours.is_ok() && theirs.is_ok(), "{ours:?} {theirs:?}");
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}

@@ -2,6 +2,7 @@
 //! line and field, validated all at once. A blackbox_exporter file is the `modules:` section alone.
 
 mod blackbox_rules;
+mod cel;
 mod duration;
 mod load;
 mod module;
@@ -9,6 +10,7 @@ mod services;
 mod types;
 mod validate;
 
+pub use self::cel::{CelExpression, CEL_BODY_VARIABLE};
 pub use duration::{parse_duration, PromDuration};
 pub use load::{
     format_warnings, parse_yaml, read_yaml_file, source_checksum, ConfigError, ConfigProblem,

@@ -1,6 +1,7 @@
 //! A probe module: blackbox_exporter's module format, unchanged, plus our own probers' sections.
 //! Every section defaults, so a blackbox file loads as it is; unknown fields are errors.
 
+use super::cel::CelExpression;
 use super::duration::PromDuration;
 use super::services::{MongoProbe, MysqlProbe, PostgresProbe, RedisProbe, SshAuditProbe, SshProbe};
 use super::types::{
@@ -317,6 +318,12 @@ pub struct HttpProbe {
     pub fail_if_body_matches_regexp: Vec<Regexp>,
     #[serde(default)]
     pub fail_if_body_not_matches_regexp: Vec<Regexp>,
+    /// blackbox 0.27+: the probe fails if the JSON body matches (or does not match) the CEL
+    /// expression, or if the body is not JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_if_body_json_matches_cel: Option<CelExpression>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_if_body_json_not_matches_cel: Option<CelExpression>,
     #[serde(default)]
     pub fail_if_header_matches: Vec<HeaderMatch>,
     #[serde(default)]
@@ -386,6 +393,8 @@ impl Default for HttpProbe {
             http_headers: BTreeMap::new(),
             fail_if_body_matches_regexp: Vec::new(),
             fail_if_body_not_matches_regexp: Vec::new(),
+            fail_if_body_json_matches_cel: None,
+            fail_if_body_json_not_matches_cel: None,
             fail_if_header_matches: Vec::new(),
             fail_if_header_not_matches: Vec::new(),
             body: None,

@@ -14,6 +14,8 @@ pub enum FailureReason {
     Tls,
     Status,
     Regexp,
+    /// A CEL expression on the JSON body failed the probe.
+    Cel,
     Protocol,
     Auth,
     HostKey,
@@ -35,6 +37,7 @@ impl FailureReason {
             FailureReason::Tls => "tls",
             FailureReason::Status => "status",
             FailureReason::Regexp => "regexp",
+            FailureReason::Cel => "cel",
             FailureReason::Protocol => "protocol",
             FailureReason::Auth => "auth",
             FailureReason::HostKey => "host_key",

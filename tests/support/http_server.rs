@@ -236,6 +236,10 @@ async fn route(req: Request<Incoming>, seen: &Mutex<Vec<Recorded>>) -> Response<
                 .body(Full::new(Bytes::from(br)))
                 .unwrap()
         }
+        ["json", "health"] => json(HEALTHY_JSON.to_string()),
+        ["json", "degraded"] => json(DEGRADED_JSON.to_string()),
+        ["json", "not-json"] => text(200, "<html>ok</html>\n"),
+        ["json", "items", n] => json(json_items(n.parse().unwrap_or(0))),
         ["big", n] => {
             let n: usize = n.parse().unwrap_or(0);
             text(200, &"x".repeat(n))
@@ -264,6 +268,27 @@ async fn route(req: Request<Incoming>, seen: &Mutex<Vec<Recorded>>) -> Response<
             .unwrap(),
         _ => text(404, "not found\n"),
     }
+}
+
+/// `/json/health`: a health document whose checks are all up.
+pub const HEALTHY_JSON: &str =
+    r#"{"status":"ok","version":3,"checks":[{"name":"db","up":true},{"name":"cache","up":true}]}"#;
+/// `/json/degraded`: the same document with one check down.
+pub const DEGRADED_JSON: &str = r#"{"status":"degraded","version":3,"checks":[{"name":"db","up":true},{"name":"cache","up":false}]}"#;
+
+/// `/json/items/N`: `{"count":N,"items":[{"id":0,"up":true},…]}`, N items (a large body for big N).
+pub fn json_items(n: usize) -> String {
+    let items: Vec<String> = (0..n)
+        .map(|i| format!(r#"{{"id":{i},"up":true,"name":"item-{i}"}}"#))
+        .collect();
+    format!(r#"{{"count":{n},"items":[{}]}}"#, items.join(","))
+}
+
+fn json(body: String) -> Response<Full<Bytes>> {
+    Response::builder()
+        .header("Content-Type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
 }
 
 fn text(status: u16, body: &str) -> Response<Full<Bytes>> {

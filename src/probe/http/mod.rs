@@ -3,6 +3,7 @@
 //! then blackbox's checks and metrics.
 
 mod body;
+mod cel;
 mod checks;
 mod connection;
 mod cookies;
@@ -34,6 +35,7 @@ const REGEX_FAILED: (&str, &str) = (
 pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecorder) -> bool {
     let cfg = &req.module.http;
     init_metrics(rec);
+    self::cel::init(cfg, rec);
     let first_url = match parse_target(req.target) {
         Ok(u) => u,
         Err(e) => {
@@ -245,8 +247,10 @@ async fn evaluate(
         );
     }
 
-    let body_checks = !cfg.fail_if_body_matches_regexp.is_empty()
+    let regexp_checks = !cfg.fail_if_body_matches_regexp.is_empty()
         || !cfg.fail_if_body_not_matches_regexp.is_empty();
+    let cel_checks = self::cel::configured(cfg);
+    let body_checks = regexp_checks || cel_checks;
     let started = Instant::now();
     let read = tokio::time::timeout_at(
         req.deadline,
@@ -282,12 +286,24 @@ async fn evaluate(
                 _ => FailureReason::Protocol,
             };
             rec.fail(reason, e.to_string());
+            if cel_checks && !regexp_checks {
+                self::cel::unreadable(rec);
+            }
         }
         success = false;
     } else if success && body_checks {
-        let ok = checks::body_ok(body.bytes.as_deref().unwrap_or_default(), cfg, rec);
-        rec.gauge(REGEX_FAILED.0, REGEX_FAILED.1, if ok { 0.0 } else { 1.0 });
-        success = ok;
+        let bytes = body.bytes.unwrap_or_default();
+        if regexp_checks {
+            success = checks::body_ok(&bytes, cfg, rec);
+            rec.gauge(
+                REGEX_FAILED.0,
+                REGEX_FAILED.1,
+                if success { 0.0 } else { 1.0 },
+            );
+        }
+        if success && cel_checks {
+            success = self::cel::body_ok(bytes, cfg, req.deadline, rec).await;
+        }
     }
 
     if let Some(t) = parts
