@@ -637,3 +637,41 @@ fn bad_cel_expressions_are_config_errors_like_blackbox() {
     assert!(ours.is_ok() && theirs.is_ok(), "{ours:?} {theirs:?}");
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }
+
+// icmp trains (ours): packets at least 1 and at most 100, an interval above 0, and a train that
+// fits the module timeout; each problem names the line and the field.
+#[test]
+fn icmp_train_settings_are_checked_at_load() {
+    let cases: &[(&str, &str, u64, &str)] = &[
+        ("packets: 0\n", "icmp.packets", 6, "at least 1"),
+        (
+            "packets: 101\n",
+            "icmp.packets",
+            6,
+            "above the limit of 100",
+        ),
+        (
+            "packets: 3\n      interval: 0s\n",
+            "icmp.interval",
+            7,
+            "above 0",
+        ),
+        (
+            "packets: 10\n      interval: 1s\n",
+            "icmp.packets",
+            6,
+            "longer than the module timeout",
+        ),
+    ];
+    for (icmp, field, line, says) in cases {
+        let yaml =
+            format!("modules:\n  m:\n    prober: icmp\n    timeout: 5s\n    icmp:\n      {icmp}");
+        let e = load(&yaml).unwrap_err();
+        assert!(e.contains(&format!("test.yml:{line}")), "{e}\n{yaml}");
+        assert!(e.contains(&format!("modules.m.{field}")), "{e}\n{yaml}");
+        assert!(e.contains(says), "{e}\n{yaml}");
+    }
+    // A train that fits, and one without a module timeout (checked when probing), load.
+    load("modules:\n  m:\n    prober: icmp\n    timeout: 5s\n    icmp:\n      packets: 5\n      interval: 1s\n").unwrap();
+    load("modules:\n  m:\n    prober: icmp\n    icmp:\n      packets: 20\n").unwrap();
+}

@@ -587,6 +587,75 @@ pub struct IcmpProbe {
     pub payload_size: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<u8>,
+    /// Echo requests per probe (ours, beyond blackbox): 1, the default, is blackbox's probe
+    /// and its series; more send a train `interval` apart and report loss and RTT spread.
+    #[serde(default = "one_packet", skip_serializing_if = "is_one_packet")]
+    pub packets: u32,
+    /// Time between the requests of a train (default 1s, as ping).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<PromDuration>,
+}
+
+fn one_packet() -> u32 {
+    1
+}
+
+fn is_one_packet(n: &u32) -> bool {
+    *n == 1
+}
+
+impl IcmpProbe {
+    /// The most echo requests one probe may send: a train is a short measurement, not a flood.
+    pub const MAX_PACKETS: u32 = 100;
+    pub const DEFAULT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+    pub fn interval(&self) -> std::time::Duration {
+        self.interval.map_or(Self::DEFAULT_INTERVAL, |d| d.get())
+    }
+
+    /// How long a train takes to send with a reply interval after its last request: it must
+    /// fit the probe's timeout.
+    pub fn train_duration(&self) -> std::time::Duration {
+        self.interval().saturating_mul(self.packets)
+    }
+
+    /// Problems of `packets` and `interval`, as (field, message); `timeout` is the module's.
+    pub fn train_problems(
+        &self,
+        timeout: Option<std::time::Duration>,
+    ) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        if self.packets == 0 {
+            problems.push(("packets", "packets must be at least 1".to_string()));
+        } else if self.packets > Self::MAX_PACKETS {
+            problems.push((
+                "packets",
+                format!(
+                    "packets {} is above the limit of {}",
+                    self.packets,
+                    Self::MAX_PACKETS
+                ),
+            ));
+        }
+        if self.interval.is_some_and(|d| d.get().is_zero()) {
+            problems.push(("interval", "interval must be above 0".to_string()));
+        } else if let Some(t) = timeout.filter(|_| (2..=Self::MAX_PACKETS).contains(&self.packets))
+        {
+            if self.train_duration() > t {
+                problems.push((
+                    "packets",
+                    format!(
+                        "{} packets every {:?} take {:?}, longer than the module timeout {:?}",
+                        self.packets,
+                        self.interval(),
+                        self.train_duration(),
+                        t
+                    ),
+                ));
+            }
+        }
+        problems
+    }
 }
 
 impl Default for IcmpProbe {
@@ -598,6 +667,8 @@ impl Default for IcmpProbe {
             dont_fragment: false,
             payload_size: None,
             ttl: None,
+            packets: 1,
+            interval: None,
         }
     }
 }

@@ -51,6 +51,12 @@ pub(super) fn validate(config: &Config, text: &str) -> (Vec<ConfigProblem>, Vec<
                 located.push((name.clone(), format!("dns.{field}"), message, fatal));
             }
         }
+        if module.prober == ProberKind::Icmp {
+            let timeout = module.timeout.map(|t| t.get());
+            for (field, message) in module.icmp.train_problems(timeout) {
+                located.push((name.clone(), format!("icmp.{field}"), message, true));
+            }
+        }
         if module.prober == ProberKind::Grpc {
             for (field, message) in crate::probe::grpc::config_problems(&module.grpc) {
                 report(name, format!("{at}.grpc.{field}"), message);

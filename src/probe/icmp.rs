@@ -1,5 +1,6 @@
 //! The icmp prober (blackbox `prober/icmp.go` semantics): one echo request, success on the
-//! matching echo reply before the deadline.
+//! matching echo reply before the deadline. With `packets` above 1 (ours), a train of requests
+//! instead (`icmp_train`).
 //!
 //! Socket: an unprivileged datagram ICMP socket (`SOCK_DGRAM`/`IPPROTO_ICMP`) first, which Linux
 //! allows when the process's group is inside `net.ipv4.ping_group_range` (it covers IPv6 too);
@@ -105,6 +106,22 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
         }
     }
     let payload = payload(cfg.payload_size);
+    if cfg.packets > 1 {
+        let first = next_sequences(cfg.packets);
+        set_phase(rec, "setup", setup_start.elapsed().as_secs_f64());
+        let ident = PingIdentifier(identifier());
+        return super::icmp_train::probe(
+            &socket,
+            ip,
+            ident,
+            first.0,
+            &payload,
+            cfg,
+            req.deadline,
+            rec,
+        )
+        .await;
+    }
     let seq = next_sequence();
     set_phase(rec, "setup", setup_start.elapsed().as_secs_f64());
 
@@ -158,12 +175,12 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
     }
 }
 
-enum Reply {
+pub(super) enum Reply {
     Echo,
     Error(u8, u8),
 }
 
-fn reply_kind(packet: &IcmpPacket) -> Reply {
+pub(super) fn reply_kind(packet: &IcmpPacket) -> Reply {
     match packet {
         IcmpPacket::V4(p) if p.get_icmp_type().0 == 0 => Reply::Echo,
         IcmpPacket::V4(p) => Reply::Error(p.get_icmp_type().0, p.get_icmp_code().0),
@@ -172,7 +189,7 @@ fn reply_kind(packet: &IcmpPacket) -> Reply {
     }
 }
 
-fn set_phase(rec: &mut ProbeRecorder, phase: &str, seconds: f64) {
+pub(super) fn set_phase(rec: &mut ProbeRecorder, phase: &str, seconds: f64) {
     rec.gauge_with(
         "probe_icmp_duration_seconds",
         PHASE_HELP,
@@ -207,9 +224,14 @@ fn identifier() -> u16 {
 /// Sequence numbers shared by every probe of the process, starting at a random offset, so
 /// concurrent probes on raw sockets (which see every reply) never take each other's reply.
 fn next_sequence() -> PingSequence {
+    next_sequences(1)
+}
+
+/// The first of `n` consecutive sequence numbers (wrapping), reserved for one train.
+fn next_sequences(n: u32) -> PingSequence {
     static SEQ: OnceLock<AtomicU16> = OnceLock::new();
     let seq = SEQ.get_or_init(|| AtomicU16::new(random_u16()));
-    PingSequence(seq.fetch_add(1, Ordering::Relaxed))
+    PingSequence(seq.fetch_add(n as u16, Ordering::Relaxed))
 }
 
 fn random_u16() -> u16 {

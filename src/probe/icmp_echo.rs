@@ -81,9 +81,7 @@ impl EchoSocket {
         self.inner.as_raw_fd()
     }
 
-    /// Sends one echo request and waits for its reply (the caller bounds the wait). On a
-    /// datagram socket the kernel owns the identifier and delivers only this socket's replies;
-    /// a raw socket sees every ICMP packet of the host, so the identifier is matched too.
+    /// Sends one echo request and waits for its reply (the caller bounds the wait).
     pub async fn echo(
         &self,
         target: IpAddr,
@@ -91,25 +89,42 @@ impl EchoSocket {
         seq: PingSequence,
         payload: &[u8],
     ) -> io::Result<(Instant, Reply)> {
-        let request = echo_request(target, ident.0, seq.0, payload);
-        self.inner
-            .send_to(&request, SocketAddr::new(target, 0))
-            .await?;
-        let sent = Instant::now();
+        let sent = self.send(target, ident, seq, payload).await?;
         loop {
             let reply = self.receive().await?;
-            let ours = reply.packet.real_destination() == target
-                && reply.packet.get_sequence() == seq
-                && (!self.is_raw() || reply.packet.get_identifier() == ident);
-            if ours {
+            if self.concerns_us(&reply, target, ident) && reply.packet.get_sequence() == seq {
                 return Ok((sent, reply));
             }
         }
     }
 
+    /// Sends one echo request; returns when it left.
+    pub async fn send(
+        &self,
+        target: IpAddr,
+        ident: PingIdentifier,
+        seq: PingSequence,
+        payload: &[u8],
+    ) -> io::Result<Instant> {
+        let request = echo_request(target, ident.0, seq.0, payload);
+        self.inner
+            .send_to(&request, SocketAddr::new(target, 0))
+            .await?;
+        Ok(Instant::now())
+    }
+
+    /// Whether `reply` is about a request of ours to `target` (its sequence is the caller's to
+    /// match). On a datagram socket the kernel owns the identifier and delivers only this
+    /// socket's replies; a raw socket sees every ICMP packet of the host, so the identifier is
+    /// matched too.
+    pub fn concerns_us(&self, reply: &Reply, target: IpAddr, ident: PingIdentifier) -> bool {
+        reply.packet.real_destination() == target
+            && (!self.is_raw() || reply.packet.get_identifier() == ident)
+    }
+
     /// The next ICMP packet that decodes (our own echo requests, seen on raw sockets over
     /// loopback, and malformed packets are skipped).
-    async fn receive(&self) -> io::Result<Reply> {
+    pub async fn receive(&self) -> io::Result<Reply> {
         let mut buf = [0u8; 2048];
         let local = match self.inner.local_addr()?.ip() {
             IpAddr::V4(a) => a,

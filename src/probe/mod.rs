@@ -9,6 +9,7 @@ pub mod grpc;
 pub mod http;
 pub mod icmp;
 mod icmp_echo;
+mod icmp_train;
 pub mod mongodb;
 pub mod mysql;
 pub mod pools;
