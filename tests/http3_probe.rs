@@ -267,3 +267,29 @@ async fn nothing_listening_or_no_answer_fails_within_the_timeout() {
         );
     }
 }
+
+// Every hop goes through the allow-list first, as over TCP; a hop that is allowed but leaves
+// https fails, as quic-go refuses it in blackbox ("unsupported protocol scheme").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_hops_are_checked_against_the_allow_list_and_need_https() {
+    let pki = TestPki::generate();
+    let server = H3Server::start(&pki.valid).await;
+    let ex = Exporter::start(&format!(
+        "modules:\n{}    allowed_targets: [\"127.0.0.1/32\"]\n",
+        h3_module("h3", "5s", &with_ca(&pki, ""))
+    ))
+    .await;
+    // As over TCP (tests/allow_list.rs): a denied hop answers 403 naming it.
+    let (status, body) = ex.probe("h3", &server.url("/goto/127.0.0.2:9/")).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("http://127.0.0.2:9/ is not in the allow-list"),
+        "{body}"
+    );
+    let out = ex
+        .debug_probe("h3", &server.url(&format!("/goto/{}/", server.addr)))
+        .await;
+    assert!(out.contains("probe_success 0"), "{out}");
+    assert_eq!(failure_reason(&out), Some("protocol"), "{out}");
+    assert!(out.contains("HTTP/3 needs https"), "{out}");
+}
