@@ -586,6 +586,83 @@ async fn https_modules_agree_with_blackbox() {
     compare(&config, &Version::ALL, &cases).await;
 }
 
+/// HTTP/3 on one server of ours (quinn + h3) probed by both: blackbox 0.28 over quic-go, ca_file
+/// for trust (follows prober/http_test.go TestHTTP3ProbeQUIC and TestValidHTTPVersionsQUIC, with
+/// a verified chain instead of insecure_skip_verify). 0.23 has no HTTP/3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http3_modules_agree_with_blackbox() {
+    let pki = support::certs::TestPki::generate();
+    let valid = support::h3_server::H3Server::start(&pki.valid).await;
+    let untrusted = support::h3_server::H3Server::start(&pki.untrusted).await;
+    let ca = pki.ca_file.display();
+    let config = write_config(&format!(
+        "modules:
+  h3_ca:
+    prober: http
+    timeout: 3s
+    http:
+      preferred_ip_protocol: ip4
+      enable_http3: true
+      enable_http2: false
+      valid_http_versions: [HTTP/3.0]
+      tls_config: {{ca_file: {ca}}}
+  h3_any_version:
+    prober: http
+    timeout: 3s
+    http:
+      preferred_ip_protocol: ip4
+      enable_http3: true
+      enable_http2: false
+      tls_config: {{ca_file: {ca}}}
+  h3_body:
+    prober: http
+    timeout: 3s
+    http:
+      preferred_ip_protocol: ip4
+      enable_http3: true
+      enable_http2: false
+      fail_if_body_not_matches_regexp: [\"hello w.rld\"]
+      tls_config: {{ca_file: {ca}}}
+"
+    ));
+    let cases = vec![
+        Case {
+            module: "h3_ca",
+            target: valid.url("/"),
+        },
+        Case {
+            module: "h3_any_version",
+            target: valid.url("/headers"),
+        },
+        Case {
+            module: "h3_ca",
+            target: valid.url("/status/404"),
+        },
+        Case {
+            module: "h3_ca",
+            target: valid.url("/redirect/2"),
+        },
+        Case {
+            module: "h3_body",
+            target: valid.url("/"),
+        },
+        Case {
+            module: "h3_body",
+            target: valid.url("/status/200"),
+        },
+        // An http:// target: both probe it as https://.
+        Case {
+            module: "h3_ca",
+            target: format!("http://{}/", valid.addr),
+        },
+        Case {
+            module: "h3_ca",
+            target: untrusted.url("/"),
+        },
+    ];
+    compare(&config, &[Version::V0_28], &cases).await;
+}
+
 /// Record types and the validation rules on each section (blackbox prober/dns_test.go
 /// TestRecursiveDNSResponse, TestAuthoritativeDNSResponse, TestServfailDNSResponse).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -376,6 +376,24 @@ fn cross_field_rules_reject_as_blackbox_does() {
             "http.valid_http_versions",
             5,
         ),
+        // blackbox config/testdata/invalid-http-http3-http2*.yml and
+        // invalid-no-versions-http3-enabled.yml: HTTP/3 alone, and enable_http2 (on by default)
+        // turned off.
+        (
+            "http:\n      enable_http3: true\n      enable_http2: false\n      valid_http_versions: [\"HTTP/3.0\", \"HTTP/1.1\"]\n",
+            "http.valid_http_versions",
+            7,
+        ),
+        (
+            "http:\n      enable_http3: true\n      enable_http2: true\n      valid_http_versions: [\"HTTP/3.0\"]\n",
+            "http.enable_http2",
+            6,
+        ),
+        (
+            "http:\n      preferred_ip_protocol: ip4\n      enable_http3: true\n",
+            "http.enable_http2",
+            4,
+        ),
         (
             "http:\n      fail_if_header_matches: [{header: X, regexp: ''}]\n",
             "http.fail_if_header_matches[0].regexp",
@@ -572,7 +590,8 @@ fn config_check_fails_on_a_key_file_the_user_cannot_read() {
 
 /// A warning that is not about an unreadable file leaves `--config.check` successful, as
 /// blackbox 0.28's `--config.check` is for its shipped blackbox.yml (its `http_3xx` module
-/// enables HTTP/3, which loads here with a warning): only unreadable files fail the check.
+/// enables HTTP/3, which loads with a warning that http:// targets become https://, as blackbox
+/// logs it): only unreadable files fail the check.
 #[test]
 fn config_check_passes_with_warnings_that_are_not_unreadable_files() {
     let exe = env!("CARGO_BIN_EXE_siembox-exporter");

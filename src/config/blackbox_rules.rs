@@ -293,9 +293,10 @@ fn http_probe(out: &mut Findings, h: &HttpProbe) {
                 "when enable_http3 is true, enable_http2 must be set to false",
             );
         } else {
+            // blackbox 0.28 logs the same at load.
             out.warn(
                 "http.enable_http3",
-                "this exporter has no HTTP/3 client: probes with this module will fail",
+                "HTTP/3 is enabled for this module: http:// targets are probed as https:// (HTTP/3 runs over TLS only); consider https:// targets",
             );
         }
     }

@@ -363,8 +363,8 @@ pub struct HttpProbe {
     pub proxy_connect_header: BTreeMap<String, Vec<Secret>>,
     #[serde(default = "yes")]
     pub enable_http2: bool,
-    /// Accepted so blackbox files load; this build has no HTTP/3 client, so a probe of such a
-    /// module fails with a reason (README, differences).
+    /// HTTP/3 over QUIC instead of TCP (blackbox 0.28); needs `enable_http2: false`, and
+    /// `valid_http_versions` may then hold only `HTTP/3.0`.
     #[serde(default, skip_serializing_if = "is_false")]
     pub enable_http3: bool,
     /// Reuse connections between probes of this module (ours; blackbox never reuses).

@@ -108,11 +108,29 @@ impl ProbeEnv {
         cfg: &TlsConfig,
         alpn: &[&[u8]],
     ) -> Result<Arc<tls::TlsClient>, String> {
+        self.cached_tls_client(module, purpose, || tls::TlsClient::build(cfg, alpn))
+    }
+
+    /// The QUIC (HTTP/3) TLS client of `module`, cached like `tls_client`.
+    pub fn quic_tls_client(
+        &self,
+        module: &str,
+        cfg: &TlsConfig,
+    ) -> Result<Arc<tls::TlsClient>, String> {
+        self.cached_tls_client(module, "h3", || tls::TlsClient::build_quic(cfg))
+    }
+
+    fn cached_tls_client(
+        &self,
+        module: &str,
+        purpose: &'static str,
+        build: impl FnOnce() -> Result<tls::TlsClient, String>,
+    ) -> Result<Arc<tls::TlsClient>, String> {
         let key = (module.to_string(), purpose);
         if let Some(c) = self.tls_clients.read().get(&key) {
             return Ok(c.clone());
         }
-        let client = Arc::new(tls::TlsClient::build(cfg, alpn)?);
+        let client = Arc::new(build()?);
         self.tls_clients.write().insert(key, client.clone());
         Ok(client)
     }

@@ -51,6 +51,35 @@ pub struct TlsClient {
 impl TlsClient {
     /// Builds the client; reads CA and client-certificate files now, so errors surface at load.
     pub fn build(cfg: &TlsConfig, alpn: &[&[u8]]) -> Result<TlsClient, String> {
+        let versions = protocol_versions(cfg.min_version, cfg.max_version)?;
+        Self::build_with(cfg, alpn, provider(), &versions)
+    }
+
+    /// The client for QUIC (HTTP/3): TLS 1.3 only, as QUIC requires (blackbox raises the
+    /// minimum to 1.3 too), ALPN `h3`, and one cipher suite, TLS_AES_128_GCM_SHA256. Every
+    /// QUIC stack implements it (RFC 9001 §5.3, RFC 8446 §9.1), and quinn does not tell which
+    /// suite was negotiated, so offering only this one keeps `probe_tls_cipher_info` exact.
+    pub fn build_quic(cfg: &TlsConfig) -> Result<TlsClient, String> {
+        if cfg.max_version.is_some_and(|v| v < TlsVersion::TLS13) {
+            return Err("HTTP/3 needs TLS 1.3, but tls_config.max_version is below it".into());
+        }
+        let mut quic_provider = (*provider()).clone();
+        quic_provider.cipher_suites =
+            vec![rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256];
+        Self::build_with(
+            cfg,
+            &[b"h3"],
+            Arc::new(quic_provider),
+            &[&rustls::version::TLS13],
+        )
+    }
+
+    fn build_with(
+        cfg: &TlsConfig,
+        alpn: &[&[u8]],
+        handshake_provider: Arc<rustls::crypto::CryptoProvider>,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> Result<TlsClient, String> {
         let mut anchors = Vec::new();
         let roots = match (&cfg.ca_file, &cfg.ca) {
             (None, None) => system_roots(),
@@ -83,9 +112,8 @@ impl TlsClient {
                 anchors,
             ))
         };
-        let versions = protocol_versions(cfg.min_version, cfg.max_version)?;
-        let builder = ClientConfig::builder_with_provider(provider())
-            .with_protocol_versions(&versions)
+        let builder = ClientConfig::builder_with_provider(handshake_provider)
+            .with_protocol_versions(versions)
             .map_err(|e| format!("TLS versions: {e}"))?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(DeferredVerifier {
@@ -115,18 +143,7 @@ impl TlsClient {
         host: &str,
         rec: &mut ProbeRecorder,
     ) -> Option<TlsStream<IO>> {
-        let name_text = self.server_name.as_deref().unwrap_or(host);
-        let name_text = super::resolve::bare_host(name_text);
-        let server_name = match ServerName::try_from(name_text.to_string()) {
-            Ok(n) => n,
-            Err(e) => {
-                rec.fail(
-                    FailureReason::Tls,
-                    format!("invalid TLS server name {name_text:?}: {e}"),
-                );
-                return None;
-            }
-        };
+        let server_name = self.server_name_for(host, rec)?;
         let stream = match self.connector.connect(server_name.clone(), io).await {
             Ok(s) => s,
             Err(e) => {
@@ -139,14 +156,61 @@ impl TlsClient {
             .peer_certificates()
             .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
             .unwrap_or_default();
+        let verified = self.verify_and_record(
+            &certs,
+            &server_name,
+            conn.protocol_version(),
+            conn.negotiated_cipher_suite(),
+            rec,
+        );
+        verified.then_some(stream)
+    }
+
+    /// The name the handshake sends and the chain is verified for: `server_name` of the
+    /// config, else `host`. An invalid one fails the probe with reason `tls`.
+    pub fn server_name_for(
+        &self,
+        host: &str,
+        rec: &mut ProbeRecorder,
+    ) -> Option<ServerName<'static>> {
+        let name_text = self.server_name.as_deref().unwrap_or(host);
+        let name_text = super::resolve::bare_host(name_text);
+        match ServerName::try_from(name_text.to_string()) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                rec.fail(
+                    FailureReason::Tls,
+                    format!("invalid TLS server name {name_text:?}: {e}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// The rustls config this client hands to a transport that runs the handshake itself
+    /// (QUIC); `verify_and_record` must follow the handshake.
+    pub fn client_config(&self) -> Arc<ClientConfig> {
+        self.connector.config().clone()
+    }
+
+    /// After a handshake: verifies the chain the server sent (unless `insecure_skip_verify`),
+    /// then records blackbox's TLS metrics. False, with the reason recorded, when it fails.
+    pub fn verify_and_record(
+        &self,
+        certs: &[CertificateDer<'static>],
+        server_name: &ServerName<'_>,
+        version: Option<rustls::ProtocolVersion>,
+        suite: Option<rustls::SupportedCipherSuite>,
+        rec: &mut ProbeRecorder,
+    ) -> bool {
         let mut last_chain = None;
         if let Some(verifier) = &self.verifier {
             let Some((end, intermediates)) = certs.split_first() else {
                 rec.fail(FailureReason::Tls, "server sent no certificate");
-                return None;
+                return false;
             };
-            if let Err(e) = verifier.verify(end, intermediates, &server_name) {
-                if let Some(expiry) = earliest_expiry(&certs) {
+            if let Err(e) = verifier.verify(end, intermediates, server_name) {
+                if let Some(expiry) = earliest_expiry(certs) {
                     rec.gauge(
                         "probe_ssl_unverified_cert_expiry",
                         "Earliest notAfter (unixtime) of a certificate chain that failed verification",
@@ -157,7 +221,7 @@ impl TlsClient {
                     FailureReason::Tls,
                     format!("certificate verification failed: {e}"),
                 );
-                return None;
+                return false;
             }
             last_chain = verifier.last_chain_expiry(
                 end,
@@ -165,14 +229,8 @@ impl TlsClient {
                 provider().signature_verification_algorithms.all,
             );
         }
-        record_tls_state(
-            conn.protocol_version(),
-            conn.negotiated_cipher_suite(),
-            &certs,
-            last_chain,
-            rec,
-        );
-        Some(stream)
+        record_tls_state(version, suite, certs, last_chain, rec);
+        true
     }
 }
 

@@ -18,6 +18,11 @@ pub struct Leaf {
 impl Leaf {
     /// A TLS acceptor serving this certificate, offering `alpn` protocols.
     pub fn acceptor(&self, alpn: &[&[u8]]) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(self.server_config(alpn)))
+    }
+
+    /// The rustls server settings for this certificate, offering `alpn` protocols.
+    pub fn server_config(&self, alpn: &[&[u8]]) -> rustls::ServerConfig {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
         let certs = vec![CertificateDer::from_pem_slice(self.cert_pem.as_bytes()).unwrap()];
@@ -31,7 +36,7 @@ impl Leaf {
         .with_single_cert(certs, key)
         .unwrap();
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))
+        config
     }
 }
 

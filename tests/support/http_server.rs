@@ -139,6 +139,17 @@ impl HttpServer {
 }
 
 async fn route(req: Request<Incoming>, seen: &Mutex<Vec<Recorded>>) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    respond(Request::from_parts(parts, body), seen)
+}
+
+/// Records `req` and answers it by its path (the routes above); the HTTP/3 server shares them.
+pub fn respond(req: Request<Bytes>, seen: &Mutex<Vec<Recorded>>) -> Response<Full<Bytes>> {
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let version = format!("{:?}", req.version());
@@ -157,12 +168,7 @@ async fn route(req: Request<Incoming>, seen: &Mutex<Vec<Recorded>>) -> Response<
             headers.push(("host".into(), a.to_string()));
         }
     }
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes().to_vec())
-        .unwrap_or_default();
+    let body = req.into_body().to_vec();
     let rec = Recorded {
         method,
         path: path.clone(),

@@ -11,6 +11,7 @@ pub mod db;
 pub mod dnsmasq;
 pub mod ferretdb;
 pub mod grpc_server;
+pub mod h3_server;
 pub mod http_server;
 pub mod line_server;
 pub mod prometheus;

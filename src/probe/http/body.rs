@@ -1,9 +1,9 @@
 //! Reading the response body: `body_size_limit` (after decompression, as blackbox), the
 //! `compression` decoders, and draining a redirect's body before following it.
 
+use super::connection::ResponseBody;
 use super::request::Compression;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use std::io::Read;
 
 /// A redirect body is read at most this far before the hop is abandoned for the next one.
@@ -39,7 +39,7 @@ impl std::fmt::Display for BodyError {
 /// Reads the whole body. `limit` 0 means none. Returns what was read even on error, so the
 /// uncompressed length can still be reported.
 pub(super) async fn read(
-    mut body: Incoming,
+    mut body: ResponseBody,
     keep: bool,
     compression: Compression,
     limit: u64,
@@ -55,7 +55,7 @@ pub(super) async fn read(
                 Err(_) => continue, // trailers
             },
             Err(e) => {
-                error = Some(BodyError::Read(super::connection::describe(&e)));
+                error = Some(BodyError::Read(e));
                 break;
             }
         };
@@ -119,7 +119,7 @@ fn is_zlib(raw: &[u8]) -> bool {
 }
 
 /// Reads and drops up to 64 KiB of a redirect's body; the connection is closed after it anyway.
-pub(super) async fn drain(mut body: Incoming) {
+pub(super) async fn drain(mut body: ResponseBody) {
     let mut seen = 0usize;
     while let Some(Ok(frame)) = body.frame().await {
         if let Ok(d) = frame.into_data() {

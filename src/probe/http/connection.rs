@@ -1,8 +1,10 @@
 //! One fresh connection per hop, timing each phase on the way: resolve, connect (TCP, and the
-//! proxy's CONNECT tunnel), tls (handshake plus verification), then the hyper handshake over it.
+//! proxy's CONNECT tunnel), tls (handshake plus verification), then the hyper handshake over it;
+//! or, with `enable_http3`, the QUIC connection of `quic`.
 
 use super::phases::{add_phase, Phase};
 use super::proxy::Proxy;
+use super::quic;
 use crate::config::HttpProbe;
 use crate::probe::recorder::{FailureReason, Family, ProbeRecorder};
 use crate::probe::resolve::{bare_host, resolve_target};
@@ -10,11 +12,13 @@ use crate::probe::tcp::{connect, Io};
 use crate::probe::ProbeEnv;
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming};
 use hyper::client::conn::{http1, http2};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -38,6 +42,7 @@ pub(super) struct Connection {
     sender: Sender,
     pub tls: bool,
     pub h2: bool,
+    pub h3: bool,
     /// Plain HTTP through a proxy: requests go in absolute form.
     pub via_proxy: bool,
     /// The address requests name when they go through a proxy (resolved IP or host, and port).
@@ -50,6 +55,32 @@ pub(super) struct Connection {
 enum Sender {
     H1(http1::SendRequest<Full<Bytes>>),
     H2(http2::SendRequest<Full<Bytes>>),
+    H3(quic::H3Sender),
+}
+
+/// A response body of any HTTP version, read by `body` alone whatever the version.
+pub(super) enum ResponseBody {
+    Hyper(Incoming),
+    /// Boxed: an h3 stream is ten times the size of hyper's body.
+    H3(Box<quic::ResponseStream>),
+}
+
+impl hyper::body::Body for ResponseBody {
+    type Data = Bytes;
+    /// The error as one line, with its cause.
+    type Error = String;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, String>>> {
+        match self.get_mut() {
+            ResponseBody::Hyper(b) => Pin::new(b)
+                .poll_frame(cx)
+                .map(|f| f.map(|r| r.map_err(|e| describe(&e)))),
+            ResponseBody::H3(s) => quic::poll_data(s, cx).map(|d| d.map(|r| r.map(Frame::data))),
+        }
+    }
 }
 
 struct AbortOnDrop(JoinHandle<()>);
@@ -62,17 +93,27 @@ impl Drop for AbortOnDrop {
 
 impl Connection {
     /// Sends one request; the caller times it as the processing phase.
-    pub async fn send(&mut self, req: Request<Full<Bytes>>) -> Result<Response<Incoming>, String> {
-        match &mut self.sender {
+    pub async fn send(
+        &mut self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<Response<ResponseBody>, String> {
+        let response = match &mut self.sender {
             Sender::H1(s) => {
                 s.ready().await.map_err(|e| describe(&e))?;
-                s.send_request(req).await.map_err(|e| describe(&e))
+                s.send_request(req).await.map_err(|e| describe(&e))?
             }
             Sender::H2(s) => {
                 s.ready().await.map_err(|e| describe(&e))?;
-                s.send_request(req).await.map_err(|e| describe(&e))
+                s.send_request(req).await.map_err(|e| describe(&e))?
             }
-        }
+            Sender::H3(s) => return Ok(s.send(req).await?.map(|b| ResponseBody::H3(Box::new(b)))),
+        };
+        Ok(response.map(ResponseBody::Hyper))
+    }
+
+    /// Requests name scheme and authority in pseudo-headers (HTTP/2 and HTTP/3), not `Host`.
+    pub fn pseudo_headers(&self) -> bool {
+        self.h2 || self.h3
     }
 }
 
@@ -117,6 +158,25 @@ pub(super) async fn open(
         Some(ip) => format!("{ip}:{}", ep.port),
         None => format!("{}:{}", host, ep.port),
     };
+    if cfg.enable_http3 && !ep.oauth2 {
+        let Some(ip) = target_ip else {
+            rec.fail(
+                FailureReason::Config,
+                "HTTP/3 connects directly, not through a proxy",
+            );
+            return None;
+        };
+        return open_h3(
+            env,
+            module_name,
+            cfg,
+            ep,
+            SocketAddr::new(ip, ep.port),
+            deadline,
+            rec,
+        )
+        .await;
+    }
 
     // Connect: to the target, or to the proxy (and through it for TLS).
     let started = Instant::now();
@@ -169,14 +229,7 @@ pub(super) async fn open(
         let handshake =
             tokio::time::timeout_at(deadline, client.connect(io, ep.tls_name, &mut hop_tls)).await;
         add_phase(rec, Phase::Tls, started.elapsed());
-        let failure = hop_tls.failure();
-        for line in hop_tls.take_log() {
-            match (line.level, failure) {
-                ("error", Some(reason)) => rec.fail(reason, line.message),
-                _ => rec.debug(line.message),
-            }
-        }
-        tls_metrics = hop_tls.into_families();
+        tls_metrics = take_tls_outcome(rec, hop_tls);
         let stream = match handshake {
             Ok(Some(s)) => s,
             Ok(None) => {
@@ -234,11 +287,72 @@ pub(super) async fn open(
         sender,
         tls: ep.tls,
         h2,
+        h3: false,
         via_proxy: proxy.is_some() && !ep.tls,
         authority,
         tls_metrics,
         _driver: AbortOnDrop(driver),
     })
+}
+
+/// The HTTP/3 connection of one hop, to the address already resolved (and allowed).
+async fn open_h3(
+    env: &ProbeEnv,
+    module_name: &str,
+    cfg: &HttpProbe,
+    ep: &Endpoint<'_>,
+    addr: SocketAddr,
+    deadline: Instant,
+    rec: &mut ProbeRecorder,
+) -> Option<Connection> {
+    if !ep.tls {
+        // quic-go refuses such a hop too (blackbox turns only the target itself into https).
+        rec.fail(
+            FailureReason::Protocol,
+            format!("HTTP/3 needs https, not {}", ep.url.scheme()),
+        );
+        return None;
+    }
+    let mut hop_tls = ProbeRecorder::new();
+    let opened = quic::open(
+        env,
+        module_name,
+        cfg,
+        addr,
+        ep.tls_name,
+        deadline,
+        rec,
+        &mut hop_tls,
+    )
+    .await;
+    let tls_metrics = take_tls_outcome(rec, hop_tls);
+    let Some((sender, driver)) = opened else {
+        replay(rec, &tls_metrics);
+        return None;
+    };
+    Some(Connection {
+        sender: Sender::H3(sender),
+        tls: true,
+        h2: false,
+        h3: true,
+        via_proxy: false,
+        authority: addr.to_string(),
+        tls_metrics,
+        _driver: AbortOnDrop(driver),
+    })
+}
+
+/// Moves a hop's TLS log into the probe's (its error, if the hop failed there, as the probe's
+/// failure) and returns the hop's TLS metrics, which are the probe's only if the hop is final.
+fn take_tls_outcome(rec: &mut ProbeRecorder, mut hop_tls: ProbeRecorder) -> Vec<Family> {
+    let failure = hop_tls.failure();
+    for line in hop_tls.take_log() {
+        match (line.level, failure) {
+            ("error", Some(reason)) => rec.fail(reason, line.message),
+            _ => rec.debug(line.message),
+        }
+    }
+    hop_tls.into_families()
 }
 
 /// Copies gauge families recorded elsewhere into `rec`.

@@ -1,6 +1,6 @@
-//! The http prober, blackbox-compatible: one fresh hyper connection per hop (HTTP/1.1, or HTTP/2
-//! when TLS ALPN picks it), a timer per phase, redirects followed like Go's client (at most 10),
-//! then blackbox's checks and metrics.
+//! The http prober, blackbox-compatible: one fresh connection per hop (HTTP/1.1, or HTTP/2 when
+//! TLS ALPN picks it, or HTTP/3 over QUIC with `enable_http3`), a timer per phase, redirects
+//! followed like Go's client (at most 10), then blackbox's checks and metrics.
 
 mod body;
 mod cel;
@@ -10,6 +10,7 @@ mod cookies;
 pub mod oauth2;
 mod phases;
 mod proxy;
+mod quic;
 mod request;
 
 use super::allow;
@@ -36,19 +37,17 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
     let cfg = &req.module.http;
     init_metrics(rec);
     self::cel::init(cfg, rec);
-    let first_url = match parse_target(req.target) {
+    let mut first_url = match parse_target(req.target) {
         Ok(u) => u,
         Err(e) => {
             rec.fail(FailureReason::Config, e);
             return false;
         }
     };
-    if cfg.enable_http3 {
-        rec.fail(
-            FailureReason::Config,
-            "enable_http3: this exporter has no HTTP/3 client",
-        );
-        return false;
+    if cfg.enable_http3 && first_url.scheme() == "http" {
+        // As blackbox: HTTP/3 runs over TLS only, so an http:// target is probed as https://.
+        let _ = first_url.set_scheme("https");
+        rec.info("Converting HTTP to HTTPS for HTTP/3 compatibility");
     }
     let oauth2_token = match &cfg.oauth2 {
         Some(o) => match oauth2::token(env, req, cfg, o, rec).await {
@@ -74,6 +73,11 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
     let mut first = true;
     let (response, conn) = loop {
         let proxy = match Proxy::for_url(cfg, &hop.url) {
+            // QUIC goes to the target directly; blackbox's HTTP/3 transport has no proxy either.
+            Ok(Some(_)) if cfg.enable_http3 => {
+                rec.info("HTTP/3 connects directly: the proxy settings are not used");
+                None
+            }
             Ok(p) => p,
             Err(e) => {
                 rec.fail(FailureReason::Config, e);
@@ -197,7 +201,7 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
 /// Checks the final response and records its metrics.
 async fn evaluate(
     req: &ProbeRequest<'_>,
-    response: hyper::Response<hyper::body::Incoming>,
+    response: hyper::Response<connection::ResponseBody>,
     conn: connection::Connection,
     tpl: &Template,
     rec: &mut ProbeRecorder,

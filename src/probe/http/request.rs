@@ -303,7 +303,7 @@ impl Hop {
     ) -> Result<Request<Full<Bytes>>, String> {
         let path = &self.url[url::Position::BeforePath..url::Position::AfterQuery];
         let path = if path.is_empty() { "/" } else { path };
-        let uri = if conn.h2 {
+        let uri = if conn.pseudo_headers() {
             format!("{}://{}{}", self.url.scheme(), self.host_header, path)
         } else if conn.via_proxy {
             format!("http://{}{}", conn.authority, path)
@@ -329,7 +329,7 @@ impl Hop {
                 headers.insert(AUTHORIZATION, a.clone());
             }
         }
-        if !conn.h2 {
+        if !conn.pseudo_headers() {
             let host = HeaderValue::from_str(&self.host_header)
                 .map_err(|_| format!("Host {:?} is not a valid header value", self.host_header))?;
             headers.insert(HOST, host);
