@@ -41,6 +41,11 @@ const SECTIONS: &[&str] = &[
     "sudo",
     "password_policy",
     "suid",
+    "accounts",
+    "kernel",
+    "sysctl",
+    "mounts",
+    "mac",
     "end",
 ];
 
@@ -75,6 +80,19 @@ const KEYS: &[&str] = &[
     "sudo",
     "readable",
     "login_defs",
+    "passwd",
+    "shadow",
+    "accounts",
+    "running",
+    "apparmor_enforce",
+    "apparmor_complain",
+    "apparmor_profiles",
+    "confined_enforce",
+    "getenforce",
+    "/sys/fs/selinux/enforce",
+    "/sys/module/apparmor/parameters/enabled",
+    "/sys/kernel/security/lsm",
+    "kernel.randomize_va_space ",
 ];
 
 /// Values that mean something to some reader, and values that only look like numbers.
@@ -104,6 +122,13 @@ const VALUES: &[&str] = &[
     "/etc/ssh/*.conf",
     "/etc/ssh/sshd_config",
     "[::]:22",
+    "Y",
+    "Enforcing",
+    "uid0 root",
+    "status x NP",
+    "installed /boot/vmlinuz-6.1.0-99-amd64",
+    "jail_port /etc/fail2ban/jail.local 1:65535",
+    "tmpfs /tmp tmpfs rw,nosuid 0 0",
     "",
 ];
 

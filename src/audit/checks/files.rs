@@ -1,5 +1,7 @@
-//! Files: SUID programs outside the stock list (heavy).
+//! Files: SUID programs outside the stock list (heavy); nosuid and noexec where anyone writes.
 
+#[cfg(test)]
+use super::CheckStatus;
 use super::{count, finding, unknown, Finding, Rules};
 use crate::audit::sections::Sections;
 
@@ -90,9 +92,88 @@ pub(super) fn suid_files(s: &Sections<'_>, rules: &Rules<'_>) -> Finding {
     )
 }
 
+/// World-writable directories where a user could drop a SUID or executable file.
+const SHARED_DIRS: &[&str] = &["/tmp", "/var/tmp", "/dev/shm"];
+/// Mount options each of them should have (CIS 1.1.2-1.1.10).
+const SHARED_DIR_OPTIONS: &[&str] = &["nosuid", "noexec"];
+
+/// The mount a directory is on: the longest mount point containing it, the last mounted over
+/// the same point winning (as /proc/mounts lists them, in order).
+fn mount_of<'a>(mounts: &[(&'a str, &'a str)], dir: &str) -> Option<(&'a str, &'a str)> {
+    let contains = |mp: &str| {
+        mp == "/" || dir == mp || dir.strip_prefix(mp).is_some_and(|r| r.starts_with('/'))
+    };
+    // max_by_key keeps the last of equal keys: the latest mount over a point.
+    mounts
+        .iter()
+        .filter(|(mp, _)| contains(mp))
+        .max_by_key(|(mp, _)| mp.len())
+        .copied()
+}
+
+/// Value: (directory, option) pairs missing, minus `allow` ("/dev/shm", or "/dev/shm:noexec").
+pub(super) fn tmp_mounts(s: &Sections<'_>, rules: &Rules<'_>) -> Finding {
+    let Some(text) = s.get("mounts") else {
+        return unknown("tmp_mounts", "section missing");
+    };
+    let mounts: Vec<(&str, &str)> = text
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 4).then(|| (f[1], f[3]))
+        })
+        .collect();
+    if mounts.is_empty() {
+        return unknown("tmp_mounts", "/proc/mounts not readable");
+    }
+    let allow = rules.allow("tmp_mounts").unwrap_or(&[]);
+    let allowed = |dir: &str, opt: &str| {
+        allow
+            .iter()
+            .any(|a| a == dir || *a == format!("{dir}:{opt}"))
+    };
+    let mut missing = Vec::new();
+    for dir in SHARED_DIRS {
+        let Some((mp, options)) = mount_of(&mounts, dir) else {
+            continue;
+        };
+        let lacks: Vec<&str> = SHARED_DIR_OPTIONS
+            .iter()
+            .copied()
+            .filter(|o| !options.split(',').any(|x| x == *o) && !allowed(dir, o))
+            .collect();
+        if !lacks.is_empty() {
+            let on = if mp == *dir {
+                String::new()
+            } else {
+                format!(" (on {mp})")
+            };
+            missing.push((
+                lacks.len(),
+                format!("{dir}{on} without {}", lacks.join(", ")),
+            ));
+        }
+    }
+    let v = missing.iter().map(|(n, _)| *n).sum::<usize>() as f64;
+    let detail = if missing.is_empty() {
+        "/tmp, /var/tmp and /dev/shm are nosuid and noexec".to_string()
+    } else {
+        missing
+            .into_iter()
+            .map(|(_, d)| d)
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    finding(
+        "tmp_mounts",
+        rules.grade("tmp_mounts", v, 1.0, f64::INFINITY),
+        Some(v),
+        detail,
+    )
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::CheckStatus;
     use super::*;
     use std::collections::BTreeMap;
 
@@ -117,5 +198,28 @@ mod tests {
             suid("#denied_count 0\n/usr/bin/su\n").status,
             CheckStatus::Pass
         );
+    }
+
+    #[test]
+    fn a_directory_is_on_its_longest_and_latest_mount() {
+        let m = [
+            ("/", "rw"),
+            ("/var", "rw,nosuid"),
+            ("/tmp", "rw"),
+            ("/tmp", "rw,nosuid,noexec"),
+            ("/tmpfoo", "rw"),
+        ];
+        assert_eq!(mount_of(&m, "/var/tmp"), Some(("/var", "rw,nosuid")));
+        assert_eq!(mount_of(&m, "/tmp"), Some(("/tmp", "rw,nosuid,noexec")));
+        assert_eq!(mount_of(&m, "/dev/shm"), Some(("/", "rw")));
+        let out = "==siembox:mounts==\n/dev/vda1 / ext4 rw 0 0\ntmpfs /tmp tmpfs rw,nosuid,noexec 0 0\ntmpfs /tmp tmpfs rw,nodev 0 0\n==siembox:end==\n";
+        let checks = BTreeMap::new();
+        let f = tmp_mounts(&Sections::parse(out), &Rules { checks: &checks });
+        assert!(
+            f.detail.starts_with("/tmp without nosuid, noexec"),
+            "{}",
+            f.detail
+        );
+        assert_eq!(f.value, Some(6.0), "mounted over: the last /tmp counts");
     }
 }

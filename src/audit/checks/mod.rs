@@ -7,6 +7,7 @@
 
 mod accounts;
 mod files;
+mod kernel;
 mod logs;
 mod network;
 mod sshd;
@@ -57,6 +58,7 @@ pub enum Family {
     System,
     Accounts,
     Files,
+    Kernel,
 }
 
 /// What a check costs the audited server.
@@ -127,9 +129,18 @@ pub const CHECKS: &[Check] = &[
     light("ssh_port", Family::Sshd, |i| {
         sshd::ssh_port(&i.sshd, i.rules)
     }),
+    light("ssh_empty_passwords", Family::Sshd, |i| {
+        sshd::empty_passwords(&i.sshd)
+    }),
+    light("ssh_max_auth_tries", Family::Sshd, |i| {
+        sshd::max_auth_tries(&i.sshd, i.rules)
+    }),
+    light("ssh_allow_users", Family::Sshd, |i| {
+        sshd::allow_users(&i.sshd)
+    }),
     light("firewall", Family::Network, |i| network::firewall(i.s)),
     light("intrusion_prevention", Family::Network, |i| {
-        network::intrusion_prevention(i.s, &i.procs)
+        network::intrusion_prevention(i.s, &i.procs, &i.sshd.ports())
     }),
     light("auto_updates", Family::Updates, |i| {
         updates::auto_updates(i.s)
@@ -155,6 +166,16 @@ pub const CHECKS: &[Check] = &[
     light("reboot_required", Family::Updates, |i| {
         updates::reboot_required(i.s)
     }),
+    light("running_kernel", Family::Kernel, |i| {
+        kernel::running_kernel(i.s, i.rules)
+    }),
+    light("kernel_hardening", Family::Kernel, |i| {
+        kernel::kernel_hardening(i.s, i.rules)
+    }),
+    light("mac_enforcing", Family::Kernel, |i| {
+        kernel::mac_enforcing(i.s)
+    }),
+    light("auditd", Family::Kernel, |i| kernel::auditd(i.s, &i.procs)),
     light("failed_logins", Family::Logs, |i| {
         logs::failed_logins(i.s, i.rules)
     }),
@@ -178,6 +199,15 @@ pub const CHECKS: &[Check] = &[
     }),
     light("password_policy", Family::Accounts, |i| {
         accounts::password_policy(i.s, i.rules)
+    }),
+    light("uid0_accounts", Family::Accounts, |i| {
+        accounts::uid0_accounts(i.s, i.rules)
+    }),
+    light("empty_passwords", Family::Accounts, |i| {
+        accounts::empty_passwords(i.s, i.rules)
+    }),
+    light("tmp_mounts", Family::Files, |i| {
+        files::tmp_mounts(i.s, i.rules)
     }),
     heavy("suid_files", Family::Files, "suid", 24 * 3600, |i| {
         files::suid_files(i.s, i.rules)
@@ -442,5 +472,187 @@ mod tests {
         assert_eq!(get(&f, "disk_usage").status, CheckStatus::Warn);
         assert!(!f.iter().any(|x| x.check == "firewall"));
         assert!(!f.iter().any(|x| x.check == "security_updates"));
+    }
+
+    const DEBIAN_HARDENING: &str =
+        include_str!("../../../tests/fixtures/audit/hardening-debian12.txt");
+    const RHEL_HARDENING: &str = include_str!("../../../tests/fixtures/audit/hardening-rhel9.txt");
+    const ALPINE_HARDENING: &str =
+        include_str!("../../../tests/fixtures/audit/hardening-alpine320.txt");
+
+    /// (status, value) of a check in a captured output.
+    fn verdict(f: &[Finding], check: &str) -> (CheckStatus, Option<f64>) {
+        let x = get(f, check);
+        (x.status, x.value)
+    }
+
+    /// Debian 12 audited by an ordinary user with the sudoers entry (sshd -T, passwd -S -a).
+    #[test]
+    fn hardening_checks_on_debian() {
+        let f = eval(DEBIAN_HARDENING);
+        use CheckStatus::*;
+        assert_eq!(verdict(&f, "ssh_empty_passwords"), (Pass, Some(0.0)));
+        assert_eq!(verdict(&f, "ssh_max_auth_tries"), (Pass, Some(3.0)));
+        assert_eq!(verdict(&f, "ssh_allow_users"), (Pass, Some(1.0)));
+        assert!(get(&f, "ssh_allow_users")
+            .detail
+            .contains("AllowGroups ssh-users"));
+        // jail.local moves the sshd jail to sshd's port 2222.
+        assert_eq!(verdict(&f, "intrusion_prevention"), (Pass, Some(1.0)));
+        assert_eq!(verdict(&f, "uid0_accounts"), (Pass, Some(0.0)));
+        assert_eq!(verdict(&f, "empty_passwords"), (Pass, Some(0.0)));
+        // 6.1.0-27 is installed; the newer cloud kernel is another flavour.
+        assert_eq!(verdict(&f, "running_kernel"), (Warn, Some(1.0)));
+        assert!(get(&f, "running_kernel")
+            .detail
+            .contains("newest installed 6.1.0-27-amd64"));
+        let h = get(&f, "kernel_hardening");
+        assert_eq!((h.status, h.value), (Warn, Some(7.0)), "{}", h.detail);
+        assert!(
+            h.detail.contains("kernel.kptr_restrict = 0"),
+            "{}",
+            h.detail
+        );
+        // /tmp and /var/tmp are on / (neither option), /dev/shm lacks noexec.
+        let m = get(&f, "tmp_mounts");
+        assert_eq!((m.status, m.value), (Warn, Some(5.0)), "{}", m.detail);
+        assert!(
+            m.detail.contains("/tmp (on /) without nosuid, noexec"),
+            "{}",
+            m.detail
+        );
+        assert_eq!(verdict(&f, "mac_enforcing"), (Pass, Some(1.0)));
+        assert_eq!(verdict(&f, "auditd"), (Warn, Some(0.0)));
+    }
+
+    /// RHEL 9 (CIS-hardened mounts and sysctls) audited as root.
+    #[test]
+    fn hardening_checks_on_rhel() {
+        let f = eval(RHEL_HARDENING);
+        use CheckStatus::*;
+        assert_eq!(verdict(&f, "ssh_empty_passwords"), (Pass, Some(0.0)));
+        assert_eq!(verdict(&f, "ssh_max_auth_tries"), (Warn, Some(6.0)));
+        assert_eq!(verdict(&f, "ssh_allow_users"), (Warn, Some(0.0)));
+        assert_eq!(verdict(&f, "intrusion_prevention"), (Warn, Some(0.0)));
+        assert_eq!(verdict(&f, "uid0_accounts"), (Pass, Some(0.0)));
+        let e = get(&f, "empty_passwords");
+        assert_eq!((e.status, e.value), (Fail, Some(1.0)));
+        assert!(e.detail.contains("svc-backup"), "{}", e.detail);
+        // The rescue image and the older el9_4 kernel are not newer.
+        assert_eq!(verdict(&f, "running_kernel"), (Pass, Some(0.0)));
+        assert_eq!(verdict(&f, "kernel_hardening"), (Pass, Some(0.0)));
+        assert_eq!(verdict(&f, "tmp_mounts"), (Pass, Some(0.0)));
+        assert_eq!(verdict(&f, "mac_enforcing"), (Pass, Some(1.0)));
+        assert!(get(&f, "mac_enforcing").detail.contains("SELinux"));
+        assert_eq!(verdict(&f, "auditd"), (Pass, Some(1.0)));
+    }
+
+    /// Alpine 3.20 (busybox, OpenRC) audited by an ordinary user without sudo.
+    #[test]
+    fn hardening_checks_on_alpine() {
+        let f = eval(ALPINE_HARDENING);
+        use CheckStatus::*;
+        assert_eq!(verdict(&f, "ssh_empty_passwords"), (Pass, Some(0.0)));
+        assert_eq!(verdict(&f, "ssh_max_auth_tries"), (Fail, Some(12.0)));
+        assert_eq!(verdict(&f, "ssh_allow_users"), (Pass, Some(2.0)));
+        // The jail's port is readable without root: it bans 22, sshd is on 2222.
+        let ip = get(&f, "intrusion_prevention");
+        assert_eq!(ip.status, Warn, "{}", ip.detail);
+        assert!(ip.detail.contains("port 2222"), "{}", ip.detail);
+        let u = get(&f, "uid0_accounts");
+        assert_eq!((u.status, u.value), (Fail, Some(1.0)));
+        assert!(u.detail.contains("toor"));
+        let e = get(&f, "empty_passwords");
+        assert_eq!(e.status, Unknown);
+        assert!(e.detail.contains("needs root"), "{}", e.detail);
+        // apk replaced the modules of the running kernel with 6.6.62's.
+        assert_eq!(verdict(&f, "running_kernel"), (Warn, Some(1.0)));
+        // No IPv6: that sysctl does not count.
+        let h = get(&f, "kernel_hardening");
+        assert_eq!((h.status, h.value), (Warn, Some(4.0)), "{}", h.detail);
+        assert!(h.detail.contains("of 15 off"), "{}", h.detail);
+        let m = get(&f, "tmp_mounts");
+        assert_eq!((m.status, m.value), (Warn, Some(3.0)), "{}", m.detail);
+        assert_eq!(verdict(&f, "mac_enforcing"), (Warn, Some(0.0)));
+        assert_eq!(verdict(&f, "auditd"), (Warn, Some(0.0)));
+    }
+
+    #[test]
+    fn new_checks_take_thresholds_allow_lists_and_switches() {
+        let mut checks = BTreeMap::new();
+        checks.insert(
+            "ssh_max_auth_tries".to_string(),
+            CheckConfig {
+                warn: Some(13.0),
+                fail: Some(20.0),
+                ..Default::default()
+            },
+        );
+        checks.insert(
+            "uid0_accounts".to_string(),
+            CheckConfig {
+                allow: vec!["toor".into()],
+                ..Default::default()
+            },
+        );
+        checks.insert(
+            "kernel_hardening".to_string(),
+            CheckConfig {
+                allow: vec![
+                    "kernel.dmesg_restrict".into(),
+                    "net.ipv4.conf.all.accept_redirects".into(),
+                    "net.ipv4.conf.default.accept_redirects".into(),
+                    "net.ipv4.conf.all.send_redirects".into(),
+                ],
+                ..Default::default()
+            },
+        );
+        checks.insert(
+            "tmp_mounts".to_string(),
+            CheckConfig {
+                allow: vec!["/var/tmp".into(), "/tmp:noexec".into()],
+                fail: Some(1.0),
+                ..Default::default()
+            },
+        );
+        checks.insert(
+            "auditd".to_string(),
+            CheckConfig {
+                enabled: Some(false),
+                ..Default::default()
+            },
+        );
+        let f = evaluate(
+            &Sections::parse(ALPINE_HARDENING),
+            &Rules { checks: &checks },
+        );
+        use CheckStatus::*;
+        assert_eq!(verdict(&f, "ssh_max_auth_tries"), (Pass, Some(12.0)));
+        assert_eq!(verdict(&f, "uid0_accounts"), (Pass, Some(0.0)));
+        assert_eq!(verdict(&f, "kernel_hardening"), (Pass, Some(0.0)));
+        // Only /var/tmp (allowed) and /tmp's noexec (allowed) were missing.
+        assert_eq!(verdict(&f, "tmp_mounts"), (Pass, Some(0.0)));
+        assert!(!f.iter().any(|x| x.check == "auditd"));
+    }
+
+    #[test]
+    fn every_check_is_in_the_table_once() {
+        let mut names: Vec<&str> = CHECKS.iter().map(|c| c.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), CHECKS.len());
+        for c in CHECKS {
+            assert!(
+                check(c.switch).is_some(),
+                "{} switched by unknown {}",
+                c.name,
+                c.switch
+            );
+        }
+        let f = eval(RHEL_HARDENING);
+        assert_eq!(
+            f.len(),
+            CHECKS.iter().filter(|c| c.cost == Cost::Light).count()
+        );
     }
 }

@@ -61,7 +61,11 @@ pub(super) fn firewall(s: &Sections<'_>) -> Finding {
     }
 }
 
-pub(super) fn intrusion_prevention(s: &Sections<'_>, procs: &[&str]) -> Finding {
+pub(super) fn intrusion_prevention(
+    s: &Sections<'_>,
+    procs: &[&str],
+    sshd_ports: &[u16],
+) -> Finding {
     if !s.has("procs") {
         return unknown("intrusion_prevention", "process list not available");
     }
@@ -71,18 +75,43 @@ pub(super) fn intrusion_prevention(s: &Sections<'_>, procs: &[&str]) -> Finding 
         .filter(|p| *p == "fail2ban-server" || *p == "crowdsec")
         .collect();
     if running == ["fail2ban-server"] {
-        return match s.value("fail2ban", "sshd_jail") {
-            Some("active") => finding(
-                "intrusion_prevention",
-                CheckStatus::Pass,
-                Some(1.0),
-                "fail2ban's sshd jail is active",
-            ),
-            Some("missing") => finding(
+        // A jail banning port 22 does nothing for an sshd on 2222.
+        let ports = if sshd_ports.is_empty() {
+            Err("sshd's ports are unknown".to_string())
+        } else {
+            jail_ports(s).map(|jail| {
+                sshd_ports
+                    .iter()
+                    .filter(|p| !jail.iter().any(|(lo, hi)| (*lo..=*hi).contains(*p)))
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+            })
+        };
+        return match (s.value("fail2ban", "sshd_jail"), ports) {
+            (Some("missing"), _) => finding(
                 "intrusion_prevention",
                 CheckStatus::Warn,
                 Some(0.0),
                 "fail2ban runs without an sshd jail",
+            ),
+            (_, Ok(outside)) if !outside.is_empty() => finding(
+                "intrusion_prevention",
+                CheckStatus::Warn,
+                Some(0.0),
+                format!(
+                    "fail2ban's sshd jail does not ban on sshd's port {} (its [sshd] port setting)",
+                    outside.join(", ")
+                ),
+            ),
+            (Some("active"), Ok(_)) => finding(
+                "intrusion_prevention",
+                CheckStatus::Pass,
+                Some(1.0),
+                "fail2ban's sshd jail is active on sshd's ports",
+            ),
+            (Some("active"), Err(why)) => unknown(
+                "intrusion_prevention",
+                &format!("fail2ban's sshd jail is active, but {why}"),
             ),
             _ => unknown(
                 "intrusion_prevention",
@@ -105,6 +134,50 @@ pub(super) fn intrusion_prevention(s: &Sections<'_>, procs: &[&str]) -> Finding 
             format!("running: {}", running.join(", ")),
         )
     }
+}
+
+/// The ports fail2ban's sshd jail bans, as port ranges: the last `port` line of its `[sshd]`
+/// section in the files the script read (`ssh` and the other names in jail.conf are services).
+fn jail_ports(s: &Sections<'_>) -> Result<Vec<(u16, u16)>, String> {
+    let text = s.get("fail2ban").unwrap_or("");
+    if let Some(file) = text
+        .lines()
+        .find_map(|l| l.strip_prefix("jail_unreadable "))
+    {
+        return Err(format!(
+            "{} is not readable by the audit user: the sshd jail's ports are unknown",
+            file.trim()
+        ));
+    }
+    let Some(line) = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("jail_port "))
+        .next_back()
+    else {
+        return Err("no port setting found for fail2ban's sshd jail".into());
+    };
+    // "jail_port FILE VALUE": file names hold no spaces (the glob's own names).
+    let value = line.split_once(' ').map_or("", |x| x.1);
+    let mut out = Vec::new();
+    for item in value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|x| !x.is_empty())
+        .take(64)
+    {
+        let port = |x: &str| match x {
+            "ssh" => Some(22),
+            _ => x.parse::<u16>().ok(),
+        };
+        let range = match item.split_once(':') {
+            Some((lo, hi)) => port(lo).zip(port(hi)),
+            None => port(item).map(|p| (p, p)),
+        };
+        match range {
+            Some(r) => out.push(r),
+            None => return Err(format!("fail2ban's sshd jail port {item:?} is not a port")),
+        }
+    }
+    Ok(out)
 }
 
 /// Listening sockets on a non-loopback address, as (proto, port).
@@ -183,9 +256,15 @@ mod tests {
             let out = format!(
                 "==siembox:procs==\nfail2ban-server\n==siembox:fail2ban==\n{jail}==siembox:end==\n"
             );
-            intrusion_prevention(&Sections::parse(&out), &["fail2ban-server"]).status
+            intrusion_prevention(&Sections::parse(&out), &["fail2ban-server"], &[22]).status
         };
-        assert_eq!(ip("sshd_jail=active\n"), CheckStatus::Pass);
+        let conf = "jail_port /etc/fail2ban/jail.conf ssh\n";
+        assert_eq!(ip(&format!("sshd_jail=active\n{conf}")), CheckStatus::Pass);
+        assert_eq!(
+            ip("sshd_jail=active\n"),
+            CheckStatus::Unknown,
+            "no port setting read"
+        );
         assert_eq!(ip("sshd_jail=missing\n"), CheckStatus::Warn);
         assert_eq!(ip("sshd_jail=denied\n"), CheckStatus::Unknown);
         assert_eq!(ip(""), CheckStatus::Unknown);
@@ -231,5 +310,43 @@ mod tests {
             )),
             CheckStatus::Unknown
         );
+    }
+
+    #[test]
+    fn fail2ban_jail_ports_follow_the_last_setting() {
+        let ip = |body: &str, sshd: &[u16]| {
+            let out = format!(
+                "==siembox:procs==\nfail2ban-server\n==siembox:fail2ban==\nsshd_jail=active\n{body}==siembox:end==\n"
+            );
+            intrusion_prevention(&Sections::parse(&out), &["fail2ban-server"], sshd).status
+        };
+        let conf = "jail_port /etc/fail2ban/jail.conf ssh\n";
+        assert_eq!(ip(conf, &[2222]), CheckStatus::Warn);
+        assert_eq!(
+            ip(
+                &format!("{conf}jail_port /etc/fail2ban/jail.local ssh,2222\n"),
+                &[22, 2222]
+            ),
+            CheckStatus::Pass
+        );
+        assert_eq!(
+            ip(
+                &format!("{conf}jail_port /etc/fail2ban/jail.d/ssh.local 2000:3000\n"),
+                &[2222]
+            ),
+            CheckStatus::Pass
+        );
+        assert_eq!(
+            ip(
+                &format!("{conf}jail_unreadable /etc/fail2ban/jail.local\n"),
+                &[22]
+            ),
+            CheckStatus::Unknown
+        );
+        assert_eq!(
+            ip("jail_port /etc/fail2ban/jail.local %(sshd_port)s\n", &[22]),
+            CheckStatus::Unknown
+        );
+        assert_eq!(ip(conf, &[]), CheckStatus::Unknown, "sshd's ports unknown");
     }
 }

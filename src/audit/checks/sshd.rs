@@ -102,3 +102,66 @@ pub(super) fn ssh_port(sshd: &SshdSettings, rules: &Rules<'_>) -> Finding {
         ))
     })
 }
+
+/// PermitEmptyPasswords yes lets an account without a password log in with none.
+pub(super) fn empty_passwords(sshd: &SshdSettings) -> Finding {
+    per_listener("ssh_empty_passwords", sshd, |l| {
+        let v = l.get(&l.permit_empty_passwords, "no")?;
+        let (status, value) = if v == "no" {
+            (CheckStatus::Pass, 0.0)
+        } else {
+            (CheckStatus::Fail, 1.0)
+        };
+        Ok((status, value, format!("PermitEmptyPasswords {v}")))
+    })
+}
+
+/// Attempts per connection (sshd's default 6); CIS asks for 4 or fewer.
+pub(super) fn max_auth_tries(sshd: &SshdSettings, rules: &Rules<'_>) -> Finding {
+    per_listener("ssh_max_auth_tries", sshd, |l| {
+        let v = l.get(&l.max_auth_tries, "6")?;
+        let n: f64 = v
+            .parse::<u32>()
+            .map_err(|_| format!("MaxAuthTries {v:?} is not a number"))?
+            .into();
+        Ok((
+            rules.grade("ssh_max_auth_tries", n, 5.0, 11.0),
+            n,
+            format!("MaxAuthTries {v}"),
+        ))
+    })
+}
+
+/// AllowUsers / AllowGroups limit who may log in at all; without them any account with a key or
+/// password can.
+pub(super) fn allow_users(sshd: &SshdSettings) -> Finding {
+    per_listener("ssh_allow_users", sshd, |l| {
+        let users = l.get(&l.allow_users, "");
+        let groups = l.get(&l.allow_groups, "");
+        let named = |v: &Result<&str, String>| v.as_ref().is_ok_and(|v| !v.is_empty());
+        let count = |v: &Result<&str, String>| {
+            v.as_ref().map_or(0, |v| v.split_whitespace().count()) as f64
+        };
+        if named(&users) || named(&groups) {
+            let mut parts = Vec::new();
+            for (key, v) in [("AllowUsers", &users), ("AllowGroups", &groups)] {
+                if let Some(v) = v.as_ref().ok().filter(|v| !v.is_empty()) {
+                    let shown: Vec<&str> = v.split_whitespace().take(5).collect();
+                    parts.push(format!("{key} {}", shown.join(" ")));
+                }
+            }
+            return Ok((
+                CheckStatus::Pass,
+                count(&users) + count(&groups),
+                parts.join(", "),
+            ));
+        }
+        users?;
+        groups?;
+        Ok((
+            CheckStatus::Warn,
+            0.0,
+            "no AllowUsers or AllowGroups: any account with a key or password may log in".into(),
+        ))
+    })
+}
