@@ -158,6 +158,8 @@ fn jail_ports(s: &Sections<'_>) -> Result<Vec<(u16, u16)>, String> {
     };
     // "jail_port FILE VALUE": file names hold no spaces (the glob's own names).
     let value = line.split_once(' ').map_or("", |x| x.1);
+    // fail2ban reads `#` and `;` after the value as an inline comment.
+    let value = value.split(['#', ';']).next().unwrap_or("");
     let mut out = Vec::new();
     for item in value
         .split(|c: char| c == ',' || c.is_whitespace())
@@ -348,5 +350,9 @@ mod tests {
             CheckStatus::Unknown
         );
         assert_eq!(ip(conf, &[]), CheckStatus::Unknown, "sshd's ports unknown");
+        assert_eq!(
+            ip("jail_port /etc/fail2ban/jail.local 2222 # moved\n", &[2222]),
+            CheckStatus::Pass
+        );
     }
 }
