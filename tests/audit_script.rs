@@ -54,6 +54,13 @@ fn assert_parses(out: &str) {
         "load_per_core",
         "public_ports",
         "ssh_port",
+        "ssh_max_auth_tries",
+        "ssh_empty_passwords",
+        "uid0_accounts",
+        "kernel_hardening",
+        "tmp_mounts",
+        "mac_enforcing",
+        "auditd",
     ] {
         let x = f.iter().find(|x| x.check == check).unwrap();
         assert_ne!(x.status, CheckStatus::Unknown, "{check}: {x:?}\n{out}");

@@ -1196,3 +1196,137 @@ async fn a_reload_with_new_thresholds_regrades_cached_heavy_checks() {
     let v = Verdicts::of(&ex, "box").await;
     assert_eq!(v.status("pending_updates"), "pass", "{}", v.body);
 }
+
+/// The hardening checks grade the audited "server" (an sshd in its own PID and mount namespace)
+/// in states the test sets there, each first seen without the finding, then with it: a second
+/// UID-0 account with an empty password (its own /etc/passwd and /etc/shadow), /tmp mounted
+/// nosuid,noexec and then without nosuid, sysctls this "server" shows as 0, a newer kernel
+/// installed in its /boot, a process named auditd (the check's rule: the daemon runs), and a
+/// second sshd started with `-o PermitEmptyPasswords=yes -o MaxAuthTries=10`. As an ordinary
+/// user, /etc/shadow is unreadable: empty_passwords is unknown, never pass.
+#[tokio::test]
+async fn hardening_checks_grade_the_states_the_test_sets() {
+    let f = fixture();
+    let user = TempUser::create("hard");
+    let sshd = Sshd::start_isolated(
+        SshdOptions {
+            authorized: vec![f.client.public_line.clone()],
+            ..Default::default()
+        },
+        "MaxAuthTries 4\n",
+    );
+    chmod("755", &sshd.dir);
+    chmod("644", &sshd.config);
+    chmod("644", &sshd.dir.join("authorized_keys"));
+    let ex = Exporter::start(&audit_config(&f, &sshd, "root")).await;
+
+    let v = Verdicts::of(&ex, "box").await;
+    assert_eq!(v.status("uid0_accounts"), "pass", "{}", v.body);
+    assert_eq!(v.status("ssh_empty_passwords"), "pass", "{}", v.body);
+    assert_eq!(
+        (
+            v.status("ssh_max_auth_tries"),
+            v.value("ssh_max_auth_tries")
+        ),
+        ("pass", Some(4.0)),
+        "{}",
+        v.body
+    );
+    assert!(!v.detail("kernel_hardening").contains("randomize_va_space"));
+    assert!(!v.detail("kernel_hardening").contains("tcp_syncookies"));
+    assert_eq!(v.status("auditd"), "warn", "{}", v.body);
+    // This machine has no kernel images in /boot (a VM kernel from outside).
+    assert_eq!(v.status("running_kernel"), "unknown", "{}", v.body);
+    // ... and neither SELinux nor AppArmor.
+    assert!(!Path::new("/sys/fs/selinux/enforce").exists());
+    assert!(!Path::new("/sys/module/apparmor").exists());
+    assert_eq!(v.status("mac_enforcing"), "warn", "{}", v.body);
+    let before = v.value("tmp_mounts").unwrap();
+
+    // The server's own account files, sysctls, /tmp and /boot.
+    let state = tempfile::tempdir().unwrap();
+    let d = state.path().display();
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let release = release.trim();
+    let (major, rest) = release.split_once('.').unwrap();
+    let newer = format!("{}.{rest}", major.parse::<u32>().unwrap() + 1);
+    sshd.inside(&format!(
+        "set -e
+cp /etc/passwd {d}/passwd && echo 'toor:x:0:0:second root:/root:/bin/sh' >> {d}/passwd
+cp /etc/shadow {d}/shadow && echo 'toor::19000:0:99999:7:::' >> {d}/shadow && chmod 600 {d}/shadow
+mount --bind {d}/passwd /etc/passwd && mount --bind {d}/shadow /etc/shadow
+echo 0 > {d}/zero
+mount --bind {d}/zero /proc/sys/kernel/randomize_va_space
+mount --bind {d}/zero /proc/sys/net/ipv4/tcp_syncookies
+mount --bind /tmp /tmp && mount -o remount,bind,nosuid,noexec /tmp
+mount -t tmpfs boot /boot && touch /boot/vmlinuz-{release} /boot/vmlinuz-{newer}"
+    ));
+    let v = Verdicts::of(&ex, "box").await;
+    assert_eq!(
+        (v.status("uid0_accounts"), v.value("uid0_accounts")),
+        ("fail", Some(1.0)),
+        "{}",
+        v.body
+    );
+    assert!(v.detail("uid0_accounts").contains("toor"));
+    assert_eq!(v.status("empty_passwords"), "fail", "{}", v.body);
+    assert!(v.detail("empty_passwords").contains("toor"));
+    let hardening = v.detail("kernel_hardening");
+    assert!(
+        hardening.contains("kernel.randomize_va_space = 0")
+            && hardening.contains("net.ipv4.tcp_syncookies = 0"),
+        "{hardening}"
+    );
+    let tmp_listed = |d: &str| d.split("; ").any(|part| part.starts_with("/tmp "));
+    assert!(!tmp_listed(v.detail("tmp_mounts")), "{}", v.body);
+    let with_tmp_hardened = v.value("tmp_mounts").unwrap();
+    assert!(
+        with_tmp_hardened < before,
+        "{before} -> {with_tmp_hardened}"
+    );
+    assert_eq!(v.status("running_kernel"), "warn", "{}", v.body);
+    assert!(v.detail("running_kernel").contains(&newer));
+
+    sshd.inside("mount -o remount,bind,suid,noexec /tmp");
+    sshd.inside_pids(&format!(
+        // A tmpfs of its own: /tmp is noexec on this "server" now.
+        "mkdir {d}/bin && mount -t tmpfs bin {d}/bin && cp /bin/sleep {d}/bin/auditd
+setsid {d}/bin/auditd 600 </dev/null >/dev/null 2>&1 &
+sleep 0.2; grep -qsx auditd /proc/[0-9]*/comm"
+    ));
+    let sibling = sshd.start_sibling(
+        "",
+        &["-o", "PermitEmptyPasswords=yes", "-o", "MaxAuthTries=10"],
+    );
+    let v = Verdicts::of(&ex, "box").await;
+    assert!(tmp_listed(v.detail("tmp_mounts")), "{}", v.body);
+    assert!(
+        v.detail("tmp_mounts").contains("/tmp without nosuid"),
+        "{}",
+        v.body
+    );
+    assert_eq!(v.value("tmp_mounts"), Some(with_tmp_hardened + 1.0));
+    assert_eq!(v.status("auditd"), "pass", "{}", v.body);
+    assert_eq!(v.status("ssh_empty_passwords"), "fail", "{}", v.body);
+    assert!(v.detail("ssh_empty_passwords").contains(&format!(
+        "({}): PermitEmptyPasswords yes",
+        sibling.config.display()
+    )));
+    assert_eq!(
+        (
+            v.status("ssh_max_auth_tries"),
+            v.value("ssh_max_auth_tries")
+        ),
+        ("warn", Some(10.0)),
+        "{}",
+        v.body
+    );
+
+    // An ordinary user without sudo reads /etc/passwd but not /etc/shadow.
+    drop(sibling);
+    let ex = Exporter::start(&audit_config(&f, &sshd, &user.name)).await;
+    let v = Verdicts::of(&ex, "box").await;
+    assert_eq!(v.status("uid0_accounts"), "fail", "{}", v.body);
+    assert_eq!(v.status("empty_passwords"), "unknown", "{}", v.body);
+    assert!(v.detail("empty_passwords").contains("needs root"));
+}

@@ -33,7 +33,7 @@ fi
 
 section procs
 # Process names from /proc: one cheap source for fail2ban, time sync and syslog checks.
-cat /proc/[0-9]*/comm 2>/dev/null | grep -xE 'fail2ban-server|crowdsec|chronyd|ntpd|openntpd|systemd-timesyn|rsyslogd|syslog-ng|syslogd|systemd-journal|sshd' | sort -u
+cat /proc/[0-9]*/comm 2>/dev/null | grep -xE 'fail2ban-server|crowdsec|chronyd|ntpd|openntpd|systemd-timesyn|rsyslogd|syslog-ng|syslogd|systemd-journal|sshd|auditd' | sort -u
 
 section sshd
 # The settings of every sshd actually listening, not just /etc/ssh/sshd_config: a listener's
@@ -46,7 +46,7 @@ sshd_dump() { # FILE DEPTH (dash, bash and busybox ash all have `local`)
   if [ ! -r "$1" ]; then echo "#siembox-unreadable $1"; return; fi
   echo "#siembox-file $1"
   echo "#siembox-mtime $(stat -c %Y "$1" 2>/dev/null)"
-  grep -iE '^[[:space:]]*(permitrootlogin|passwordauthentication|kbdinteractiveauthentication|challengeresponseauthentication|usepam|port|include|match)([[:space:]]|=)' "$1" 2>/dev/null
+  grep -iE '^[[:space:]]*(permitrootlogin|passwordauthentication|kbdinteractiveauthentication|challengeresponseauthentication|usepam|permitemptypasswords|maxauthtries|allowusers|allowgroups|port|include|match)([[:space:]]|=)' "$1" 2>/dev/null
   [ "$2" -lt 3 ] || return
   for pat in $(sed -n 's/^[[:space:]]*[Ii][Nn][Cc][Ll][Uu][Dd][Ee][[:space:]=]*//p' "$1" 2>/dev/null); do
     case "$pat" in /*) ;; *) pat="/etc/ssh/$pat" ;; esac
@@ -86,7 +86,7 @@ for c in $(grep -lx sshd /proc/[0-9]*/comm 2>/dev/null); do
   for p in $ports; do echo "option_port $p"; done
   [ -x "$bin" ] || bin=sshd
   t=$(as_root "$bin" -T -f "$conf" $(for o in $opts; do printf -- '-o %s ' "$o"; done; for p in $ports; do printf -- '-p %s ' "$p"; done) 2>/dev/null)
-  if [ -n "$t" ]; then echo "effective sshd -T"; echo "$t" | grep -iE '^(permitrootlogin|passwordauthentication|kbdinteractiveauthentication|usepam|port) '; fi
+  if [ -n "$t" ]; then echo "effective sshd -T"; echo "$t" | grep -iE '^(permitrootlogin|passwordauthentication|kbdinteractiveauthentication|usepam|permitemptypasswords|maxauthtries|allowusers|allowgroups|port) '; fi
   sshd_dump "$conf" 0
 done
 if [ "$found" = 0 ]; then echo "listener pid=- config=/etc/ssh/sshd_config loaded=-"; sshd_dump /etc/ssh/sshd_config 0; fi
@@ -119,6 +119,14 @@ if have fail2ban-client && grep -qsx fail2ban-server /proc/[0-9]*/comm; then
     *"does not exist"*) echo "sshd_jail=missing" ;;
     *) echo "sshd_jail=denied" ;;
   esac
+  # The ports its sshd jail bans, from its configuration in fail2ban's order (jail.conf,
+  # jail.d/*.conf, jail.local, jail.d/*.local; the last value wins).
+  jails=""
+  for f in /etc/fail2ban/jail.conf /etc/fail2ban/jail.d/*.conf /etc/fail2ban/jail.local /etc/fail2ban/jail.d/*.local; do
+    if [ -r "$f" ]; then jails="$jails $f"; elif [ -e "$f" ]; then echo "jail_unreadable $f"; fi
+  done
+  [ -z "$jails" ] || awk 'FNR == 1 { s = "" } /^[[:space:]]*\[/ { s = $0; gsub(/[][[:space:]]/, "", s); next }
+    s == "sshd" && /^[[:space:]]*port[[:space:]]*[=:]/ { sub(/^[^=:]*[=:][[:space:]]*/, ""); print "jail_port " FILENAME " " $0 }' $jails
 fi
 
 section auto_updates
@@ -249,6 +257,64 @@ for f in /etc/pam.d/common-password /etc/pam.d/system-auth /etc/pam.d/password-a
   if [ -r "$f" ]; then grep -hE '^[[:space:]]*password.*(pam_pwquality|pam_cracklib|pam_passwdqc)' "$f" | sed 's/^/pam /'; fi
 done
 if [ -r /etc/security/pwquality.conf ]; then grep -E '^[[:space:]]*minlen[[:space:]]*=' /etc/security/pwquality.conf | sed 's/^/pwquality /'; fi
+
+section accounts
+# UID-0 accounts and empty password fields. /etc/passwd is world-readable; /etc/shadow needs root,
+# or with sudo `passwd -S -a` (shadow-utils) gives each account's status. Only the names of
+# accounts without a password leave the server ("status NAME NP", as passwd -S prints them),
+# never a hash.
+if [ -r /etc/passwd ]; then
+  awk -F: '$1 !~ /^[+-]/ && $3 ~ /^[0-9]+$/ && $3 + 0 == 0 { print "uid0 " $1 }
+    $1 !~ /^[+-]/ && NF > 1 && $2 == "" { print "passwd_empty " $1 }' /etc/passwd | head -n 100
+else echo "passwd=unreadable"; fi
+if [ -r /etc/shadow ]; then
+  echo "shadow=file"
+  awk -F: 'NF > 1 && $2 == "" { print "status " $1 " NP" } END { print "accounts=" NR }' /etc/shadow | tail -n 101
+elif [ "$use_sudo" = 1 ] && r=$(as_root passwd -S -a 2>/dev/null) && [ -n "$r" ]; then
+  echo "shadow=passwd-S"
+  echo "$r" | awk '$2 == "NP" { print "status " $0 } END { print "accounts=" NR }' | tail -n 101
+else echo "shadow=unreadable"; fi
+
+section kernel
+# The running kernel and the installed ones (file names only: no command, no package query).
+read -r rel < /proc/sys/kernel/osrelease 2>/dev/null || rel=$(uname -r 2>/dev/null)
+echo "running=$rel"
+for f in /boot/vmlinuz-* /lib/modules/*; do [ -e "$f" ] && echo "installed $f"; done
+
+section sysctl
+# Hardening sysctls as `sysctl` names them, read with the shell's own `read` (no process per
+# value); one that exists but cannot be read is "?".
+for k in kernel/randomize_va_space kernel/kptr_restrict kernel/dmesg_restrict kernel/yama/ptrace_scope \
+  kernel/unprivileged_bpf_disabled fs/protected_symlinks fs/protected_hardlinks fs/suid_dumpable \
+  net/ipv4/conf/all/accept_redirects net/ipv4/conf/default/accept_redirects net/ipv4/conf/all/send_redirects \
+  net/ipv4/conf/all/accept_source_route net/ipv4/conf/all/rp_filter net/ipv4/tcp_syncookies \
+  net/ipv4/icmp_echo_ignore_broadcasts net/ipv6/conf/all/accept_redirects; do
+  [ -e "/proc/sys/$k" ] || continue
+  v=""; read -r v < "/proc/sys/$k" 2>/dev/null
+  echo "$k = ${v:-?}"
+done | tr / .
+
+section mounts
+# The mounts holding /tmp, /var/tmp and /dev/shm (a directory that is no mount of its own is on
+# its parent's), as /proc/mounts lists them.
+awk '$2 ~ /^\/(tmp|var|var\/tmp|dev|dev\/shm)?$/' /proc/mounts 2>/dev/null
+
+section mac
+# AppArmor or SELinux: the kernel's own files. AppArmor's profile list needs root; without it,
+# processes confined in enforce mode (their /proc attr) show it enforces something.
+for f in /sys/kernel/security/lsm /sys/module/apparmor/parameters/enabled /sys/fs/selinux/enforce; do
+  v=""; [ -r "$f" ] && read -r v < "$f" 2>/dev/null
+  [ -z "$v" ] || echo "$f=$v"
+done
+if [ -d /sys/kernel/security/apparmor ]; then
+  if p=$(cat /sys/kernel/security/apparmor/profiles 2>/dev/null); then
+    echo "$p" | awk '/\(enforce\)$/ { e++ } /\(complain\)$/ { c++ } END { print "apparmor_enforce=" e + 0; print "apparmor_complain=" c + 0 }'
+  else
+    echo "apparmor_profiles=denied"
+    echo "confined_enforce=$(cat /proc/[0-9]*/attr/current 2>/dev/null | grep -c '(enforce)')"
+  fi
+fi
+if have getenforce; then echo "getenforce=$(getenforce 2>/dev/null)"; fi
 
 if [ "$run_suid" = 1 ]; then
   section suid

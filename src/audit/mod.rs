@@ -362,7 +362,7 @@ impl Auditor {
         }
         let mut findings = checks::evaluate(&s, &rules);
         let (os, kernel) = self.remember(key, &s, &rules, &mut findings, (run_updates, run_suid));
-        findings.sort_by_key(|f| checks::CHECKS.iter().position(|c| *c == f.check));
+        findings.sort_by_key(|f| checks::CHECKS.iter().position(|c| c.name == f.check));
         AuditOutcome {
             server: target.name.clone(),
             module: module_name.to_string(),
@@ -385,16 +385,11 @@ impl Auditor {
         let st = state.get(key);
         let settings = settings_of(rules);
         let regrade = st.is_some_and(|s| s.settings != settings);
-        let due = |check: &'static str, default_secs: u64| {
+        let due = |check: &'static str| {
             if !rules.enabled(check) {
                 return false;
             }
-            let every = rules
-                .checks
-                .get(check)
-                .and_then(|c| c.interval)
-                .map(|d| d.get())
-                .unwrap_or(Duration::from_secs(default_secs));
+            let every = rules.interval(check);
             regrade
                 || st
                     .and_then(|s| s.heavy.get(check))
@@ -403,11 +398,7 @@ impl Auditor {
         let boot = st
             .filter(|s| s.facts.is_some())
             .and_then(|s| s.boot_id.clone());
-        (
-            boot,
-            due(checks::HEAVY[0].0, checks::HEAVY[0].1),
-            due(checks::HEAVY[1].0, checks::HEAVY[1].1),
-        )
+        (boot, due("pending_updates"), due("suid_files"))
     }
 
     /// Updates the per-server caches from this output and fills in cached heavy findings.

@@ -29,6 +29,11 @@ pub struct Listener {
     /// KbdInteractiveAuthentication (or its old name ChallengeResponseAuthentication).
     pub kbd_interactive: Setting,
     pub use_pam: Setting,
+    pub permit_empty_passwords: Setting,
+    pub max_auth_tries: Setting,
+    /// AllowUsers / AllowGroups: every entry of every line (they add up), space-separated.
+    pub allow_users: Setting,
+    pub allow_groups: Setting,
     pub ports: Vec<u16>,
     /// An unreadable file that may add `Port` lines.
     pub ports_hidden: Option<String>,
@@ -79,6 +84,25 @@ impl Listener {
             .split_whitespace()
             .next()
             .map(|v| v.to_ascii_lowercase());
+        let list = match key.as_str() {
+            "allowusers" => Some(&mut self.allow_users),
+            "allowgroups" => Some(&mut self.allow_groups),
+            _ => None,
+        };
+        if let Some(slot) = list {
+            // Entries add up, and an unreadable file can only restrict further: what was read
+            // stands. Names keep their case.
+            let entries = rest.split_whitespace().collect::<Vec<_>>().join(" ");
+            if entries.is_empty() {
+                return;
+            }
+            *slot = match std::mem::take(slot) {
+                Setting::Set(v) if v.len() < MAX_LIST => Setting::Set(format!("{v} {entries}")),
+                Setting::Set(v) => Setting::Set(v),
+                _ => Setting::Set(entries),
+            };
+            return;
+        }
         let slot = match key.as_str() {
             "permitrootlogin" => &mut self.permit_root_login,
             "passwordauthentication" => &mut self.password_authentication,
@@ -86,6 +110,8 @@ impl Listener {
                 &mut self.kbd_interactive
             }
             "usepam" => &mut self.use_pam,
+            "permitemptypasswords" => &mut self.permit_empty_passwords,
+            "maxauthtries" => &mut self.max_auth_tries,
             "port" if self.ports_from_cmdline => return,
             "port" => {
                 if let Some(p) = value.and_then(|v| v.parse().ok()) {
@@ -115,6 +141,10 @@ impl Listener {
             &mut self.password_authentication,
             &mut self.kbd_interactive,
             &mut self.use_pam,
+            &mut self.permit_empty_passwords,
+            &mut self.max_auth_tries,
+            &mut self.allow_users,
+            &mut self.allow_groups,
         ] {
             if *slot == Setting::Unset {
                 *slot = Setting::Hidden(file.to_string());
@@ -174,6 +204,8 @@ impl SshdSettings {
 
 /// OpenSSH's own limit on `Port` lines (servconf.h MAX_PORTS).
 const MAX_PORTS: usize = 256;
+/// The longest AllowUsers/AllowGroups list kept (characters); the rest is not needed to grade.
+const MAX_LIST: usize = 4096;
 /// More listening sshds than any server runs; a longer list is cut.
 const MAX_LISTENERS: usize = 16;
 /// Lines read plus file names matched while expanding `Include`s; a real sshd_config with its
@@ -457,6 +489,21 @@ mod tests {
         // -p replaces the file's ports, even those an unreadable file might add.
         let s = parse("listener pid=3 config=/x loaded=-\noption_port 2200\n#siembox-file /x\nPort 22\nInclude /d/*\n#siembox-unreadable /d/*\n");
         assert_eq!(s.listeners[0].listen_ports(), Ok(vec![2200]));
+    }
+
+    #[test]
+    fn allow_lists_add_up_and_hardening_settings_are_read() {
+        let s = parse("listener pid=1 config=/x loaded=-\noption MaxAuthTries=10\n#siembox-file /x\nAllowUsers alice Bob\nMaxAuthTries 3\nPermitEmptyPasswords yes\nInclude /d/*\nAllowUsers carol\n#siembox-unreadable /d/*\n");
+        let l = &s.listeners[0];
+        assert_eq!(l.allow_users, Setting::Set("alice Bob carol".into()));
+        assert_eq!(l.allow_groups, Setting::Hidden("/d/*".into()));
+        assert_eq!(l.max_auth_tries, Setting::Set("10".into()));
+        assert_eq!(l.permit_empty_passwords, Setting::Set("yes".into()));
+        // sshd -T prints one line per entry.
+        let s = parse("listener pid=1 config=/x loaded=-\neffective sshd -T\nmaxauthtries 6\npermitemptypasswords no\nallowgroups ssh-users\nallowgroups admins\n");
+        let l = &s.listeners[0];
+        assert_eq!(l.allow_groups, Setting::Set("ssh-users admins".into()));
+        assert_eq!(l.allow_users, Setting::Unset);
     }
 
     #[test]

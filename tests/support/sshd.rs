@@ -230,6 +230,21 @@ impl Sshd {
         );
     }
 
+    /// Runs `script` with sh in the isolated sshd's PID and mount namespaces: a process it starts
+    /// in the background runs on this "server" only and ends with it.
+    pub fn inside_pids(&self, script: &str) {
+        let out = Command::new("nsenter")
+            .args(["-t", &self.namespace_init(), "-p", "-m", "sh", "-c", script])
+            .stdin(Stdio::null())
+            .output()
+            .expect("nsenter runs");
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Starts a second sshd in this one's PID namespace with its own `-f` file holding `lines`
     /// (plus host key, port and pid file) and the command-line `args`, as an operator's extra
     /// sshd would run.
