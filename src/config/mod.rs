@@ -65,6 +65,10 @@ pub struct Limits {
     pub queue_size: usize,
     #[serde(default)]
     pub rate_limits: RateLimits,
+    /// How far an http probe reads a body when its module sets no `body_size_limit` (after
+    /// decompression), and so what its body checks hold at most. Never unbounded.
+    #[serde(default = "Limits::d_body_size_limit")]
+    pub body_size_limit: ByteSize,
 }
 
 impl Limits {
@@ -73,6 +77,11 @@ impl Limits {
     }
     fn d_queue_size() -> usize {
         4096
+    }
+    /// Web pages and API answers fit; a gzip bomb or an endless body stops here.
+    pub const DEFAULT_BODY_SIZE_LIMIT: u64 = 4 << 20;
+    fn d_body_size_limit() -> ByteSize {
+        ByteSize(Self::DEFAULT_BODY_SIZE_LIMIT)
     }
     /// The per-type limit in force: configured, or a default sized for that prober's cost.
     pub fn for_type(&self, kind: ProberKind) -> usize {
@@ -97,6 +106,7 @@ impl Default for Limits {
             per_type: BTreeMap::new(),
             queue_size: Self::d_queue_size(),
             rate_limits: RateLimits::default(),
+            body_size_limit: Self::d_body_size_limit(),
         }
     }
 }
