@@ -2,6 +2,7 @@
 //! line and field, validated all at once. A blackbox_exporter file is the `modules:` section alone.
 
 mod blackbox_rules;
+pub mod bounded_read;
 mod duration;
 mod load;
 mod module;
@@ -11,7 +12,8 @@ mod validate;
 
 pub use duration::{parse_duration, PromDuration};
 pub use load::{
-    format_warnings, parse_yaml, read_yaml_file, source_checksum, ConfigError, ConfigProblem,
+    format_warnings, parse_yaml, read_config_text, read_yaml_file, source_checksum, ConfigError,
+    ConfigProblem, MAX_CONFIG_BYTES,
 };
 pub use module::*;
 pub use services::*;

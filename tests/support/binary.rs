@@ -101,11 +101,20 @@ impl Drop for Binary {
 /// One HTTP/1.1 request on a fresh connection: the raw response, or None if the connection
 /// could not be made or closed before any answer.
 pub fn get(port: u16, path: &str) -> Option<String> {
+    send(port, "GET", path)
+}
+
+/// As [`get`], a POST without a body.
+pub fn post(port: u16, path: &str) -> Option<String> {
+    send(port, "POST", path)
+}
+
+fn send(port: u16, method: &str, path: &str) -> Option<String> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
     let mut out = String::new();
