@@ -65,6 +65,10 @@ pub struct App {
     /// Held for the whole of a reload: `/-/reload`, SIGHUP and the auto-reload timer may ask at
     /// once, and blackbox too runs them one at a time.
     reload_lock: parking_lot::Mutex<()>,
+    /// Reloads begun so far, and the last one finished with its number: what lets requests that
+    /// wait for a reload share one that began after they arrived (see [`App::reload_shared`]).
+    reloads_begun: std::sync::atomic::AtomicU64,
+    last_reload: tokio::sync::Mutex<Option<(u64, Result<Reloaded, ConfigError>)>>,
 }
 
 /// What a successful reload did.
@@ -101,6 +105,8 @@ impl App {
             scheduler,
             history: ProbeHistory::default(),
             reload_lock: parking_lot::Mutex::new(()),
+            reloads_begun: std::sync::atomic::AtomicU64::new(0),
+            last_reload: tokio::sync::Mutex::new(None),
         });
         app.scheduler.start(&app);
         spawn_housekeeping(&app);
@@ -116,15 +122,58 @@ impl App {
         self.config_path.as_ref()
     }
 
-    /// Re-reads the config file. The same bytes as the running config change nothing
+    /// A reload for `/-/reload`, SIGHUP and the auto-reload timer: the file is read and parsed
+    /// on a blocking thread (a 15 MB file takes seconds; the runtime's threads keep answering),
+    /// one reload at a time. Requests that arrive while one runs share the next one, begun once
+    /// it ends: each answer comes from a read of the file begun after its request arrived, and
+    /// N concurrent requests cost at most two parses. A caller that goes away does not cancel it.
+    pub async fn reload_shared(self: &Arc<Self>) -> Result<Reloaded, ConfigError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let app = self.clone();
+        let arrived = app.reloads_begun.load(SeqCst);
+        let origin = app.config_origin();
+        let flight = tokio::spawn(async move {
+            let mut last = app.last_reload.lock().await;
+            if let Some((number, result)) = last.as_ref() {
+                if *number > arrived {
+                    return result.clone();
+                }
+            }
+            let number = app.reloads_begun.fetch_add(1, SeqCst) + 1;
+            let worker = app.clone();
+            let result = tokio::task::spawn_blocking(move || worker.reload())
+                .await
+                .unwrap_or_else(|e| {
+                    Err(ConfigError::single(
+                        &app.config_origin(),
+                        "",
+                        format!("the reload stopped: {e}"),
+                    ))
+                });
+            *last = Some((number, result.clone()));
+            result
+        });
+        flight.await.unwrap_or_else(|e| {
+            Err(ConfigError::single(
+                &origin,
+                "",
+                format!("the reload stopped: {e}"),
+            ))
+        })
+    }
+
+    fn config_origin(&self) -> String {
+        self.config_path
+            .as_ref()
+            .map_or("<built-in>".into(), |p| p.display().to_string())
+    }
+
+    /// Re-reads the config file (blocking: see [`App::reload_shared`]). The same bytes as the running config change nothing
     /// ([`Reloaded::Unchanged`]). A bad file is rejected whole: the old config keeps serving, the
     /// error is logged and `..._last_reload_successful` drops to 0.
     pub fn reload(&self) -> Result<Reloaded, ConfigError> {
         let _one_at_a_time = self.reload_lock.lock();
-        let origin = self
-            .config_path
-            .as_ref()
-            .map_or("<built-in>".into(), |p| p.display().to_string());
+        let origin = self.config_origin();
         let text = match &self.config_path {
             Some(p) => Config::read_source(p),
             None => Ok(crate::config::BUILTIN_YAML.to_string()),
@@ -318,8 +367,7 @@ fn spawn_auto_reload(app: &Arc<App>) {
         loop {
             ticks.tick().await;
             let Some(app) = weak.upgrade() else { return };
-            // Reading and parsing the file is blocking work.
-            let _ = tokio::task::spawn_blocking(move || app.reload()).await;
+            let _ = app.reload_shared().await;
         }
     });
 }

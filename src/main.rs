@@ -102,7 +102,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             return;
         };
         while hup.recv().await.is_some() {
-            let _ = reload_app.reload();
+            let _ = reload_app.reload_shared().await;
         }
     });
     siembox_exporter::server::serve_with(app, listener, web, shutdown_signal()).await;

@@ -79,7 +79,11 @@ async fn differences(ours: &Exporter, bb: &Blackbox, cases: &[Case]) -> Vec<Stri
                 c.module, c.target
             ));
         }
-        let (want, got) = (key_samples(&theirs), key_samples(&mine));
+        let body_lengths = BODY_LENGTH_MODULES.iter().any(|p| c.module.starts_with(p));
+        let (want, got) = (
+            key_samples(&theirs, body_lengths),
+            key_samples(&mine, body_lengths),
+        );
         let value_differs_on_purpose = |series: &str| {
             let name = series.split('{').next().unwrap_or_default();
             DELIBERATE_VALUE_DIFFERENCES
@@ -128,15 +132,23 @@ const KEY_VALUES: &[&str] = &[
     "probe_ssl_last_chain_expiry_timestamp_seconds",
 ];
 
+/// Modules (by name prefix) whose body sizes are compared too: their targets serve the same
+/// bytes to both exporters (the `/echo` cases do not: it echoes each one's User-Agent).
+const BODY_LENGTH_MODULES: &[&str] = &["body_", "gzip"];
+const BODY_LENGTHS: &[&str] = &[
+    "probe_http_content_length",
+    "probe_http_uncompressed_body_length",
+];
+
 /// `name{labels}` → value for the KEY_VALUES samples of an exposition (numbers compared as
-/// numbers: `1` and `1.0` are the same value).
-fn key_samples(body: &str) -> std::collections::BTreeMap<String, f64> {
+/// numbers: `1` and `1.0` are the same value), and the body sizes when `body_lengths`.
+fn key_samples(body: &str, body_lengths: bool) -> std::collections::BTreeMap<String, f64> {
     body.lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| l.rsplit_once(' '))
         .filter(|(series, _)| {
             let name = series.split('{').next().unwrap_or_default();
-            KEY_VALUES.contains(&name)
+            KEY_VALUES.contains(&name) || (body_lengths && BODY_LENGTHS.contains(&name))
         })
         .filter_map(|(series, value)| Some((series.to_string(), value.parse().ok()?)))
         .collect()
@@ -440,6 +452,14 @@ async fn http_options_agree_with_blackbox() {
     prober: http
     timeout: 3s
     http: {body_size_limit: 1KiB, preferred_ip_protocol: ip4}
+  body_limit_regexp:
+    prober: http
+    timeout: 3s
+    http: {body_size_limit: 1KiB, fail_if_body_not_matches_regexp: ['x$'], preferred_ip_protocol: ip4}
+  gzip_limit_regexp:
+    prober: http
+    timeout: 3s
+    http: {body_size_limit: 1KiB, compression: gzip, fail_if_body_matches_regexp: [absent], preferred_ip_protocol: ip4}
   gzip:
     prober: http
     timeout: 3s
@@ -480,6 +500,9 @@ async fn http_options_agree_with_blackbox() {
         case("body_matches", "/"),
         case("body_limit", "/big/4096"),
         case("body_limit", "/big/512"),
+        case("body_limit_regexp", "/big/1024"),
+        case("body_limit_regexp", "/big/1025"),
+        case("gzip_limit_regexp", "/gzip"),
         case("gzip", "/gzip"),
         case("with_headers", "/echo"),
         case("basic_auth", "/echo"),

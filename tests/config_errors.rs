@@ -95,6 +95,18 @@ fn bad_duration_is_an_error() {
 }
 
 #[test]
+fn the_default_body_size_limit_is_never_unbounded() {
+    let c = load("modules: {}\n").unwrap();
+    assert_eq!(c.limits.body_size_limit.0, 4 << 20);
+    let c = load("limits:\n  body_size_limit: 512KiB\n").unwrap();
+    assert_eq!(c.limits.body_size_limit.0, 512 << 10);
+    let e = load("limits:\n  body_size_limit: 0\n").unwrap_err();
+    assert!(e.contains("test.yml:2"), "{e}");
+    assert!(e.contains("limits.body_size_limit"), "{e}");
+    assert!(e.contains("must be above 0"), "{e}");
+}
+
+#[test]
 fn cross_field_problems_are_all_reported() {
     let e = load(
         "modules:\n  d:\n    prober: dns\n    dns: {query_type: A}\nschedule:\n  - module: missing\n    interval: 30s\n    targets: [a]\n",

@@ -308,6 +308,45 @@ async fn body_size_limit_stops_reading_and_fails() {
         .contains("larger than body_size_limit"));
 }
 
+/// Body regexps see the whole body up to the limit (the default one here), as blackbox's do;
+/// past it they fail, as blackbox's do when `body_size_limit` stops their read
+/// (prober/http.go matchRegularExpressions).
+#[tokio::test]
+async fn body_regexps_match_up_to_the_limit_and_fail_past_it() {
+    let server = HttpServer::start().await;
+    let limit = 4 << 20; // limits.body_size_limit's default
+    let mods = module(
+        "at_end",
+        "      fail_if_body_not_matches_regexp: ['x{100}$']\n",
+    ) + &module(
+        "small_limit",
+        "      body_size_limit: 1000\n      fail_if_body_matches_regexp: [never-there]\n",
+    );
+    let ex = exporter(&mods).await;
+    let body = probe(&ex, "at_end", &server.url(&format!("/big/{limit}"))).await;
+    assert_eq!(success(&body), 1.0, "{body}");
+    assert_eq!(value(&body, "probe_failed_due_to_regex"), 0.0);
+    assert_eq!(
+        value(&body, "probe_http_uncompressed_body_length"),
+        f64::from(limit)
+    );
+
+    let target = server.url(&format!("/big/{}", limit + 1));
+    let body = probe(&ex, "at_end", &target).await;
+    assert_eq!(success(&body), 0.0, "{body}");
+    assert_eq!(value(&body, "probe_failed_due_to_regex"), 1.0);
+    assert!(debug(&ex, "at_end", &target)
+        .await
+        .contains("larger than limits.body_size_limit (4194304 bytes)"));
+
+    let body = probe(&ex, "small_limit", &server.url("/big/1001")).await;
+    assert_eq!(success(&body), 0.0, "{body}");
+    assert_eq!(value(&body, "probe_failed_due_to_regex"), 1.0);
+    assert_eq!(value(&body, "probe_http_uncompressed_body_length"), 1000.0);
+    let body = probe(&ex, "small_limit", &server.url("/big/1000")).await;
+    assert_eq!(success(&body), 1.0, "{body}");
+}
+
 #[tokio::test]
 async fn https_with_ca_file_reports_the_leaf_expiry() {
     let pki = TestPki::generate();

@@ -179,7 +179,6 @@ pub fn read_yaml_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, 
     parse_yaml(&read_capped(path)?, &path.display().to_string())
 }
 
-/// Reads a text file of at most [`MAX_CONFIG_BYTES`].
 /// SHA-256 of a config file's bytes, as blackbox 0.28 compares them: content, not mtime, so a
 /// ConfigMap's symlink swap counts and a touch does not.
 pub fn source_checksum(text: &str) -> [u8; 32] {
@@ -188,18 +187,14 @@ pub fn source_checksum(text: &str) -> [u8; 32] {
 }
 
 fn read_capped(path: &Path) -> Result<String, ConfigError> {
-    let origin = path.display().to_string();
-    let cannot =
-        |e: std::io::Error| ConfigError::single(&origin, "", format!("cannot read file: {e}"));
-    let meta = std::fs::metadata(path).map_err(cannot)?;
-    if meta.len() > MAX_CONFIG_BYTES {
-        let msg = format!(
-            "file is {} bytes, more than the {MAX_CONFIG_BYTES} allowed",
-            meta.len()
-        );
-        return Err(ConfigError::single(&origin, "", msg));
-    }
-    std::fs::read_to_string(path).map_err(cannot)
+    read_config_text(path).map_err(|e| ConfigError::single(&path.display().to_string(), "", e))
+}
+
+/// A file the config is or names (file_sd too), at most [`MAX_CONFIG_BYTES`], measured while
+/// reading; the error says why, the caller names the file.
+pub fn read_config_text(path: &Path) -> Result<String, String> {
+    super::bounded_read::read_bounded_text(path, MAX_CONFIG_BYTES, super::bounded_read::FIFO_WAIT)
+        .map_err(|e| format!("cannot read file: {e}"))
 }
 
 /// Deserialises YAML into `T`; an error names the origin, line, column and field path.

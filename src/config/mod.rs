@@ -2,6 +2,7 @@
 //! line and field, validated all at once. A blackbox_exporter file is the `modules:` section alone.
 
 mod blackbox_rules;
+pub mod bounded_read;
 mod cel;
 mod duration;
 mod load;
@@ -13,7 +14,8 @@ mod validate;
 pub use self::cel::{CelExpression, CEL_BODY_VARIABLE};
 pub use duration::{parse_duration, PromDuration};
 pub use load::{
-    format_warnings, parse_yaml, read_yaml_file, source_checksum, ConfigError, ConfigProblem,
+    format_warnings, parse_yaml, read_config_text, read_yaml_file, source_checksum, ConfigError,
+    ConfigProblem, MAX_CONFIG_BYTES,
 };
 pub use module::*;
 pub use services::*;
@@ -67,6 +69,10 @@ pub struct Limits {
     pub queue_size: usize,
     #[serde(default)]
     pub rate_limits: RateLimits,
+    /// How far an http probe reads a body when its module sets no `body_size_limit` (after
+    /// decompression), and so what its body checks hold at most. Never unbounded.
+    #[serde(default = "Limits::d_body_size_limit")]
+    pub body_size_limit: ByteSize,
 }
 
 impl Limits {
@@ -75,6 +81,11 @@ impl Limits {
     }
     fn d_queue_size() -> usize {
         4096
+    }
+    /// Web pages and API answers fit; a gzip bomb or an endless body stops here.
+    pub const DEFAULT_BODY_SIZE_LIMIT: u64 = 4 << 20;
+    fn d_body_size_limit() -> ByteSize {
+        ByteSize(Self::DEFAULT_BODY_SIZE_LIMIT)
     }
     /// The per-type limit in force: configured, or a default sized for that prober's cost.
     pub fn for_type(&self, kind: ProberKind) -> usize {
@@ -99,6 +110,7 @@ impl Default for Limits {
             per_type: BTreeMap::new(),
             queue_size: Self::d_queue_size(),
             rate_limits: RateLimits::default(),
+            body_size_limit: Self::d_body_size_limit(),
         }
     }
 }

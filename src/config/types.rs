@@ -189,11 +189,20 @@ pub(super) fn take_unreadable_files() -> Vec<(String, String)> {
 impl ExistingFile {
     /// Reads a secret file, trimming the trailing newline editors add.
     pub fn read_secret(&self) -> std::io::Result<Secret> {
-        let s = std::fs::read_to_string(&self.0)?;
+        let s = super::bounded_read::read_bounded_text(
+            &self.0,
+            super::load::MAX_CONFIG_BYTES,
+            super::bounded_read::FIFO_WAIT,
+        )?;
         Ok(Secret(s.trim_end_matches(['\n', '\r']).to_string()))
     }
+    /// The file's bytes, at most the config size cap (a key or certificate is far smaller).
     pub fn read(&self) -> std::io::Result<Vec<u8>> {
-        std::fs::read(&self.0)
+        super::bounded_read::read_bounded(
+            &self.0,
+            super::load::MAX_CONFIG_BYTES,
+            super::bounded_read::FIFO_WAIT,
+        )
     }
 }
 

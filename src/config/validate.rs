@@ -229,6 +229,13 @@ pub(super) fn validate(config: &Config, text: &str) -> (Vec<ConfigProblem>, Vec<
             );
         }
     }
+    if config.limits.body_size_limit.0 == 0 {
+        report(
+            "body_size_limit",
+            "limits.body_size_limit".into(),
+            "body_size_limit must be above 0: an http body is never read without a bound".into(),
+        );
+    }
     for (module, field, message, fatal) in located {
         let problem = ConfigProblem {
             line: line_of_field(text, &module, &field),

@@ -51,7 +51,7 @@ impl RateLimiters {
                 .map_err(|nu| nu.wait_time_from(self.clock.now()))?;
         }
         if let Some(l) = &self.per_host {
-            l.check_key(&target_host(target).to_ascii_lowercase())
+            l.check_key(&target_host(kind, target))
                 .map_err(|nu| nu.wait_time_from(self.clock.now()))?;
         }
         Ok(())
@@ -71,18 +71,16 @@ impl RateLimiters {
     }
 }
 
-/// The host part of a target in any prober's form: `https://h:443/p`, `h:22`, `[::1]:5432`, `h`.
-pub fn target_host(target: &str) -> &str {
-    let rest = target.split_once("://").map_or(target, |(_, r)| r);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    if let Some(v6) = authority.strip_prefix('[') {
-        return v6.split(']').next().unwrap_or(v6);
-    }
-    match authority.split_once(':') {
-        Some((h, port)) if !port.contains(':') => h,
-        _ => authority,
-    }
+/// The host a probe of `kind` connects to for `target`, read by that prober's own parser as the
+/// allow-list reads it ([`crate::probe::target::endpoint`]): a target written to look like
+/// another host (`http://a\\@b/` connects to `a`) cannot draw on another host's bucket. A target
+/// the prober refuses anyway is keyed on its text.
+pub fn target_host(kind: ProberKind, target: &str) -> String {
+    let host = crate::probe::target::endpoint(kind, target)
+        .map_or_else(|| target.to_string(), |(host, _)| host);
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase()
 }
 
 #[cfg(test)]
@@ -90,16 +88,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn host_of_every_target_form() {
+    fn host_of_every_target_form_as_its_prober_reads_it() {
+        use ProberKind::*;
         assert_eq!(
-            target_host("https://u:p@Example.org:8443/x?y"),
-            "Example.org"
+            target_host(Http, "https://u:p@Example.org:8443/x?y"),
+            "example.org"
         );
-        assert_eq!(target_host("example.org:22"), "example.org");
-        assert_eq!(target_host("[::1]:5432"), "::1");
-        assert_eq!(target_host("::1"), "::1");
-        assert_eq!(target_host("10.0.0.1"), "10.0.0.1");
-        assert_eq!(target_host("web-1"), "web-1");
+        // The url parser reads `\\` as `/`: the probe connects to `a.example`, not `b.example`.
+        assert_eq!(
+            target_host(Http, "http://a.example\\@b.example/"),
+            "a.example"
+        );
+        assert_eq!(target_host(Http, "a.example/?x=@b.example"), "a.example");
+        assert_eq!(target_host(Tcp, "example.org:22"), "example.org");
+        assert_eq!(target_host(Postgres, "[::1]:5432"), "::1");
+        assert_eq!(target_host(Icmp, "10.0.0.1"), "10.0.0.1");
+        assert_eq!(target_host(Dns, "Web-1"), "web-1");
+        assert_eq!(
+            target_host(Grpc, "localhost:9000"),
+            target_host(Http, "http://LOCALHOST:80/")
+        );
+    }
+
+    #[test]
+    fn a_disguised_target_draws_on_the_host_it_reaches() {
+        let cfg: RateLimits = serde_json::from_str(r#"{"per_target_host": "1/m"}"#).unwrap();
+        let r = RateLimiters::new(&cfg);
+        assert!(r.check(ProberKind::Http, "http://a.example/").is_ok());
+        assert!(r
+            .check(ProberKind::Http, "http://a.example\\@b.example/")
+            .is_err());
+        assert!(r.check(ProberKind::Http, "http://b.example/").is_ok());
     }
 
     #[test]

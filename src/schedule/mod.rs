@@ -213,7 +213,12 @@ impl Scheduler {
             return;
         }
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-        match notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
+        match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            // Our own reads of the files are events too (open, close): reacting to them would
+            // re-read the files in a loop.
+            if event.is_ok_and(|e| e.kind.is_access()) {
+                return;
+            }
             let _ = tx.send(());
         }) {
             Ok(mut w) => {

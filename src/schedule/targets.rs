@@ -65,7 +65,7 @@ impl FileSdCache {
 }
 
 pub fn read_file_sd(path: &Path) -> Result<Vec<TargetGroup>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let text = crate::config::read_config_text(path)?;
     let is_json = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));

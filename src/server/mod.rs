@@ -204,7 +204,7 @@ async fn route(app: &Arc<App>, req: &Request<Incoming>) -> Reply {
         }
         (&Method::GET | &Method::HEAD, "/-/healthy") => plain(StatusCode::OK, "Healthy\n"),
         (&Method::GET | &Method::HEAD, "/-/ready") => plain(StatusCode::OK, "Ready\n"),
-        (&Method::POST | &Method::PUT, "/-/reload") => match app.reload() {
+        (&Method::POST | &Method::PUT, "/-/reload") => match app.reload_shared().await {
             Ok(crate::app::Reloaded::Applied) => plain(StatusCode::OK, "config reloaded\n"),
             Ok(crate::app::Reloaded::Unchanged) => {
                 plain(StatusCode::OK, "config unchanged, nothing reloaded\n")

@@ -71,6 +71,21 @@ impl Binary {
         None
     }
 
+    /// A `/proc/<pid>/status` field in KiB: `VmRSS` (resident now), `VmHWM` (peak resident).
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc/<pid>/status"))
+    }
+
+    /// Resets the peak (`VmHWM`) to the resident size now (proc(5), `clear_refs` value 5).
+    pub fn reset_peak_memory(&self) {
+        std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5").unwrap();
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -86,11 +101,20 @@ impl Drop for Binary {
 /// One HTTP/1.1 request on a fresh connection: the raw response, or None if the connection
 /// could not be made or closed before any answer.
 pub fn get(port: u16, path: &str) -> Option<String> {
+    send(port, "GET", path)
+}
+
+/// As [`get`], a POST without a body.
+pub fn post(port: u16, path: &str) -> Option<String> {
+    send(port, "POST", path)
+}
+
+fn send(port: u16, method: &str, path: &str) -> Option<String> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
     let mut out = String::new();

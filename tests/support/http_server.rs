@@ -429,3 +429,80 @@ fn brotli_stored(data: &[u8]) -> Vec<u8> {
     b.align();
     b.out
 }
+
+/// A plain HTTP/1.1 server on std threads that answers with bodies no prober should hold:
+/// `/bomb` (256 MiB of zeros gzip-compressed to about 256 KiB, `Content-Encoding: gzip`),
+/// `/endless` (a chunked body of `x` that never ends; it stops when the client goes away) and
+/// `/small` ("hello\n"). It counts the bytes it sent.
+pub struct HostileServer {
+    pub addr: SocketAddr,
+    pub bomb_len: usize,
+    pub sent: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// What `/bomb` decodes to.
+pub const BOMB_DECODED: usize = 256 << 20;
+
+impl HostileServer {
+    pub fn start() -> HostileServer {
+        use std::io::{BufRead, BufReader};
+        use std::sync::atomic::Ordering::Relaxed;
+        let bomb = {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            let zeros = vec![0u8; 1 << 20];
+            for _ in 0..BOMB_DECODED >> 20 {
+                e.write_all(&zeros).unwrap();
+            }
+            Arc::new(e.finish().unwrap())
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (counter, body) = (sent.clone(), bomb.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let (sent, bomb) = (counter.clone(), body.clone());
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).is_err() {
+                        return;
+                    }
+                    let path = line.split(' ').nth(1).unwrap_or("/").to_string();
+                    while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                        line.clear();
+                    }
+                    let mut send = |data: &[u8]| {
+                        sent.fetch_add(data.len() as u64, Relaxed);
+                        stream.write_all(data)
+                    };
+                    let _ = match path.as_str() {
+                        "/bomb" => send(
+                            format!("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", bomb.len())
+                                .as_bytes(),
+                        )
+                        .and_then(|_| send(&bomb)),
+                        "/endless" => send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                            .and_then(|_| {
+                                let chunk = format!("10000\r\n{}\r\n", "x".repeat(0x10000));
+                                loop {
+                                    send(chunk.as_bytes())?;
+                                }
+                            }),
+                        _ => send(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nhello\n"),
+                    };
+                });
+            }
+        });
+        HostileServer {
+            addr,
+            bomb_len: bomb.len(),
+            sent,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}

@@ -262,7 +262,7 @@ async fn evaluate(
             incoming,
             success && body_checks,
             tpl.compression,
-            cfg.body_size_limit.0,
+            body_limit(req),
         ),
     )
     .await;
@@ -290,7 +290,11 @@ async fn evaluate(
                 _ => FailureReason::Protocol,
             };
             rec.fail(reason, e.to_string());
-            if cel_checks && !regexp_checks {
+            if regexp_checks {
+                // blackbox's regexps read the body themselves: a body they cannot read whole
+                // fails them (prober/http.go matchRegularExpressions), before CEL is reached.
+                rec.gauge(REGEX_FAILED.0, REGEX_FAILED.1, 1.0);
+            } else if cel_checks {
                 self::cel::unreadable(rec);
             }
         }
@@ -337,6 +341,21 @@ async fn evaluate(
         success = false;
     }
     success
+}
+
+/// The module's `body_size_limit`, else the exporter-wide default (blackbox has none; we do not
+/// read without end).
+fn body_limit(req: &ProbeRequest<'_>) -> body::BodyLimit {
+    match req.module.http.body_size_limit.0 {
+        0 => body::BodyLimit {
+            bytes: req.config.limits.body_size_limit.0,
+            setting: "limits.body_size_limit",
+        },
+        n => body::BodyLimit {
+            bytes: n,
+            setting: "body_size_limit",
+        },
+    }
 }
 
 /// Every family blackbox always exposes, at its "nothing happened" value; later steps overwrite.

@@ -106,7 +106,7 @@ impl Template {
         }
         let body = match (&cfg.body, &cfg.body_file) {
             (Some(b), _) if !b.is_empty() => Bytes::from(b.clone()),
-            (_, Some(f)) => tokio::fs::read(&f.0)
+            (_, Some(f)) => read_file(&f.0)
                 .await
                 .map(Bytes::from)
                 .map_err(|e| format!("http.body_file: cannot read {}: {e}", f.0.display()))?,
@@ -369,15 +369,33 @@ async fn header_source_values(
     let mut out = sources.values.clone();
     out.extend(sources.secrets.iter().map(|s| s.expose().to_string()));
     for file in &sources.files {
-        let text = tokio::fs::read_to_string(file).await.map_err(|e| {
-            format!(
-                "http.http_headers.{name}: cannot read {}: {e}",
-                file.display()
-            )
-        })?;
+        let text = read_file(file)
+            .await
+            .and_then(|b| {
+                String::from_utf8(b).map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, "not valid UTF-8 text")
+                })
+            })
+            .map_err(|e| {
+                format!(
+                    "http.http_headers.{name}: cannot read {}: {e}",
+                    file.display()
+                )
+            })?;
         out.push(text.trim().to_string());
     }
     Ok(out)
+}
+
+/// A file the module names, read off the runtime's threads and capped as config files are.
+async fn read_file(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use crate::config::bounded_read::{read_bounded, FIFO_WAIT};
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        read_bounded(&path, crate::config::MAX_CONFIG_BYTES, FIFO_WAIT)
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(e)))
 }
 
 #[cfg(test)]
