@@ -3,8 +3,8 @@
 //! any check failed.
 
 use super::style::Style;
-use crate::audit::checks::{CheckStatus, Finding};
 use crate::audit::{AuditOutcome, Auditor};
+use crate::audit::{CheckStatus, Finding};
 use crate::config::Config;
 use serde::Serialize;
 use std::fmt::Write as _;

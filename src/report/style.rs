@@ -1,7 +1,7 @@
 //! Colour for terminals: on when stdout is a terminal and NO_COLOR (https://no-color.org) is
 //! unset or empty, unless `--color` says otherwise.
 
-use crate::audit::checks::CheckStatus;
+use crate::audit::CheckStatus;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum ColorChoice {
