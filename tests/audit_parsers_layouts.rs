@@ -1,10 +1,11 @@
 //! The audit's readers on the outputs of other systems: the real audit script runs here with
 //! captured Debian, Ubuntu, RHEL-family and Alpine outputs (tests/fixtures/audit-layouts/) in
-//! place of `df`, `ss`/`netstat`, `apt-get`/`dnf`/`yum`/`apk`, the journal and the auth logs,
-//! inside a mount and PID namespace of its own (so this machine's tools, logs and sshd are out
-//! of sight), "now" fixed at the captures' time; its output is graded as an audit grades it.
-//! Each expected count is written down beside the captures (expected.txt) from reading them.
-//! Alpine runs under busybox ash with busybox applets only, as there.
+//! place of `df`, `ss`/`netstat`, `apt-get`/`dnf`/`yum`/`apk`, `timedatectl`/`chronyc`, the
+//! journal and the auth logs, inside a mount and PID namespace of its own (so this machine's
+//! tools, logs, daemons and sshd are out of sight), "now" fixed at the captures' time; its
+//! output is graded as an audit grades it. Each expected count is written down beside the
+//! captures (expected.txt) from reading them. Alpine runs under busybox ash with busybox
+//! applets only, as there.
 
 use siembox_exporter::audit::sections::SCRIPT;
 use siembox_exporter::audit::{grade_output, CheckStatus, Graded};
@@ -37,6 +38,8 @@ struct Layout {
     busybox: bool,
     /// sshd_config's Port.
     ssh_port: u16,
+    /// Processes running under these names (time daemons), in the namespace only.
+    daemons: Vec<&'static str>,
 }
 
 fn cat(path: &Path) -> String {
@@ -51,6 +54,7 @@ impl Layout {
             hide: Vec::new(),
             busybox: false,
             ssh_port,
+            daemons: Vec::new(),
         }
     }
 
@@ -61,6 +65,11 @@ impl Layout {
 
     fn file(mut self, at: &'static str, fixture: PathBuf) -> Self {
         self.files.push((at, fixture));
+        self
+    }
+
+    fn daemon(mut self, name: &'static str) -> Self {
+        self.daemons.push(name);
         self
     }
 
@@ -111,6 +120,12 @@ impl Layout {
         );
         for (at, fixture) in &self.files {
             pre += &format!("cp '{}' '{at}'\n", fixture.display());
+        }
+        for name in &self.daemons {
+            // A process's name is its program's file name: a copy of sleep named like the daemon.
+            let daemon = dir.path().join(name);
+            std::fs::copy("/usr/bin/sleep", &daemon).unwrap();
+            pre += &format!("'{}' 60 &\n", daemon.display());
         }
         for tool in &self.hide {
             pre += &format!(
@@ -187,7 +202,9 @@ fn debian12(logs: &str) -> Layout {
     let l = Layout::new(22)
         .tool("df", cat(&fixture("debian12", "df.txt")))
         .tool("ss", cat(&fixture("debian12", "ss.txt")))
-        .tool("apt-get", cat(&fixture("debian12", "apt-get-upgrade.txt")));
+        .tool("apt-get", cat(&fixture("debian12", "apt-get-upgrade.txt")))
+        .tool("timedatectl", "echo no".into())
+        .daemon("systemd-timesyn");
     match logs {
         "journal" => l.tool("journalctl", cat(&fixture("debian12", "journal.txt"))),
         _ => l
@@ -224,6 +241,15 @@ fn debian12_with_journald_only() {
     let (_, value, detail) = verdict(&g, "failed_logins");
     assert_eq!(value, Some(4.0), "{detail}\n{out}");
     assert!(detail.contains("journal"), "{detail}");
+    assert_eq!(
+        verdict(&g, "time_sync"),
+        (
+            CheckStatus::Warn,
+            Some(0.0),
+            "systemd-timesyn running but not synchronized".into()
+        ),
+        "{out}"
+    );
 }
 
 #[test]
@@ -275,7 +301,9 @@ fn rhel9_with_dnf_cockpit_and_var_log_secure() {
         .tool("df", cat(&fixture("rhel9", "df.txt")))
         .tool("ss", cat(&fixture("rhel9", "ss.txt")))
         .tool("dnf", dnf)
-        .hide(&["apt-get", "journalctl"])
+        .tool("chronyc", cat(&fixture("rhel9", "chronyc-tracking.txt")))
+        .daemon("chronyd")
+        .hide(&["apt-get", "journalctl", "timedatectl"])
         .file("/var/log/secure", fixture("rhel9", "secure"))
         .audit();
     assert_eq!(
@@ -295,6 +323,11 @@ fn rhel9_with_dnf_cockpit_and_var_log_secure() {
     assert!(detail.contains("dnf"), "{detail}");
     assert_eq!(verdict(&g, "security_updates").1, Some(4.0));
     assert_eq!(verdict(&g, "failed_logins").1, Some(3.0), "{out}");
+    assert_eq!(
+        verdict(&g, "time_sync"),
+        (CheckStatus::Pass, Some(1.0), "chrony synchronized".into()),
+        "{out}"
+    );
 }
 
 #[test]
@@ -344,6 +377,11 @@ fn alpine(df: &str) -> Layout {
                 cat(&fixture("alpine320", "apk-version.txt"))
             ),
         )
+        .tool(
+            "chronyc",
+            cat(&fixture("alpine320", "chronyc-tracking.txt")),
+        )
+        .daemon("chronyd")
         .file("/var/log/messages", fixture("alpine320", "messages"));
     l.busybox = true;
     l
@@ -375,6 +413,15 @@ fn alpine320_busybox() {
     let (_, value, detail) = verdict(&g, "failed_logins");
     assert_eq!(value, Some(2.0), "{detail}\n{out}");
     assert!(detail.contains("file"), "{detail}");
+    assert_eq!(
+        verdict(&g, "time_sync"),
+        (
+            CheckStatus::Warn,
+            Some(0.0),
+            "chrony leap status: Not synchronised".into()
+        ),
+        "{out}"
+    );
 }
 
 #[test]
