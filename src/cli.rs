@@ -1,6 +1,9 @@
 //! Command-line flags, Prometheus style (`--web.listen-address`, `--config.file`, …).
 
-use clap::{CommandFactory, Parser, ValueEnum};
+use crate::report::audit::FailOn;
+use crate::report::style::ColorChoice;
+use crate::report::OutputFormat;
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -32,12 +35,18 @@ pub enum Shell {
 #[command(
     name = "siembox-exporter",
     version = VERSION,
-    about = "Prometheus exporter: blackbox-compatible probes, database probes and SSH audits of servers"
+    about = "Prometheus exporter: blackbox-compatible probes, database probes and SSH audits of servers",
+    long_about = "Prometheus exporter: blackbox-compatible probes, database probes and SSH audits of servers.\n\n\
+                  Without a command it serves /probe and /metrics. `audit` and `probe` run once and print a report."
 )]
 pub struct Cli {
+    /// Run once and print a report instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Configuration file (blackbox_exporter's format works as is). Without it, a built-in
     /// config with blackbox's stock modules is used.
-    #[arg(long = "config.file", value_name = "FILE")]
+    #[arg(long = "config.file", value_name = "FILE", global = true)]
     pub config_file: Option<PathBuf>,
 
     /// Validate the configuration file and exit (non-zero on any error).
@@ -98,6 +107,66 @@ pub struct Cli {
     pub man: bool,
 }
 
+/// Exit statuses of `audit` and `probe`, shown in their help and the man page.
+const REPORT_EXIT_STATUS: &str = "Exit status: 0 all checks passed (warn and unknown count as passed unless \
+--fail-on says otherwise) or the probe succeeded; 1 a check failed, a server could not be audited, or \
+probe_success is 0; 2 usage or configuration error (unknown server, module or prober, invalid \
+configuration file).";
+
+/// One-shot commands; without one, the exporter serves.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Audit configured servers once over SSH and print check, verdict, value and reason.
+    #[command(after_help = REPORT_EXIT_STATUS)]
+    Audit(AuditArgs),
+    /// Run one probe once and print what /probe?debug=true shows (log, metrics, module).
+    #[command(after_help = REPORT_EXIT_STATUS)]
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The ssh_audit module whose settings (user, key, checks) to use; needed only when the
+    /// configuration has more than one.
+    #[arg(long, value_name = "MODULE")]
+    pub module: Option<String>,
+
+    /// Report format: readable text, or JSON (schema in README).
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: OutputFormat,
+
+    /// The least severe verdict that makes the exit status 1.
+    #[arg(long = "fail-on", value_enum, default_value = "fail")]
+    pub fail_on: FailOn,
+
+    /// Colour the text report: auto is on a terminal only, and never when NO_COLOR is set.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub color: ColorChoice,
+
+    /// Server names as listed under `servers:` in the configuration file.
+    #[arg(value_name = "SERVER", required = true)]
+    pub servers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The module to probe with.
+    #[arg(long, value_name = "MODULE")]
+    pub module: String,
+
+    /// Report format: the debug output as text, or JSON (schema in README).
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: OutputFormat,
+
+    /// Colour the verdict line: auto is on a terminal only, and never when NO_COLOR is set.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub color: ColorChoice,
+
+    /// What to probe, as /probe's `target=` (a URL, host:port, server name…).
+    #[arg(value_name = "TARGET")]
+    pub target: String,
+}
+
 /// Writes the completion script for `shell`.
 pub fn write_completions(shell: Shell, out: &mut dyn std::io::Write) {
     let mut cmd = Cli::command();
@@ -109,9 +178,53 @@ pub fn write_completions(shell: Shell, out: &mut dyn std::io::Write) {
     clap_complete::generate(generator, &mut cmd, "siembox-exporter", out);
 }
 
-/// Writes the man page.
+/// Writes the man page: the flags, then a section per command with its arguments.
 pub fn write_man_page(out: &mut dyn std::io::Write) -> std::io::Result<()> {
-    clap_mangen::Man::new(Cli::command()).render(out)
+    let cmd = Cli::command();
+    clap_mangen::Man::new(cmd.clone()).render(out)?;
+    for sub in cmd.get_subcommands() {
+        let mut sub = sub
+            .clone()
+            .bin_name(format!("siembox-exporter {}", sub.get_name()));
+        writeln!(
+            out,
+            ".SH \"COMMAND {}\"",
+            roff(sub.get_name()).to_uppercase()
+        )?;
+        writeln!(
+            out,
+            ".B {}",
+            roff(&sub.render_usage().to_string().replace("Usage: ", ""))
+        )?;
+        if let Some(about) = sub.get_about() {
+            writeln!(out, ".PP\n{}", roff(&about.to_string()))?;
+        }
+        for arg in sub.get_arguments().filter(|a| !a.is_global_set()) {
+            let name = match arg.get_long() {
+                Some(long) => format!("\\-\\-{}", roff(long)),
+                None => arg
+                    .get_value_names()
+                    .and_then(|v| v.first())
+                    .map_or_else(|| arg.get_id().to_string(), |v| format!("<{v}>")),
+            };
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            writeln!(out, ".TP\n{name}\n{}", roff(&help))?;
+        }
+        if let Some(after) = sub.get_after_help() {
+            writeln!(out, ".PP\n{}", roff(&after.to_string()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Text safe inside a roff line: backslashes and leading dots or quotes escaped.
+fn roff(s: &str) -> String {
+    let s = s.replace('\\', "\\e").replace('-', "\\-");
+    if s.starts_with('.') || s.starts_with('\'') {
+        format!("\\&{s}")
+    } else {
+        s
+    }
 }
 
 /// A positive duration (`30s`, `500ms`) or, as blackbox 0.28 reads this flag, whole seconds (`30`).

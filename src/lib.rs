@@ -10,6 +10,7 @@ pub mod history;
 pub mod limits;
 pub mod metrics;
 pub mod probe;
+pub mod report;
 pub mod schedule;
 pub mod server;
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 fn main() -> std::process::ExitCode {
     siembox_exporter::alloc::return_large_buffers_to_the_os();
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     if let Some(shell) = cli.completions {
         siembox_exporter::cli::write_completions(shell, &mut std::io::stdout());
         return std::process::ExitCode::SUCCESS;
@@ -19,6 +19,9 @@ fn main() -> std::process::ExitCode {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(_) => std::process::ExitCode::from(1),
         };
+    }
+    if let Some(command) = cli.command.take() {
+        return report::run(command, cli.config_file.as_deref());
     }
     init_logging(&cli);
     let config = match &cli.config_file {
@@ -118,6 +121,103 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
     }
     tracing::info!("shutdown requested");
+}
+
+/// `audit` and `probe`: run once, print a report, exit with its status.
+mod report {
+    use siembox_exporter::cli::Command;
+    use siembox_exporter::report::{self, exit, style, OutputFormat};
+    use siembox_exporter::Config;
+    use std::io::{IsTerminal, Write};
+    use std::path::Path;
+    use std::process::ExitCode;
+
+    pub fn run(command: Command, config_file: Option<&Path>) -> ExitCode {
+        // Warnings only: the report itself says what went wrong.
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .init();
+        let config = match config_file {
+            Some(path) => Config::load_file(path),
+            None => Ok(Config::builtin()),
+        };
+        let config = match config {
+            Ok(c) => c,
+            Err(e) => return usage_error(&format!("invalid configuration\n{e}")),
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime starts");
+        let code = runtime.block_on(async {
+            match command {
+                Command::Audit(args) => audit(&config, args).await,
+                Command::Probe(args) => probe(&config, args).await,
+            }
+        });
+        runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+        code
+    }
+
+    async fn audit(config: &Config, args: siembox_exporter::cli::AuditArgs) -> ExitCode {
+        let module = match report::audit::pick_module(config, args.module.as_deref()) {
+            Ok(m) => m,
+            Err(e) => return usage_error(&e),
+        };
+        if let Err(e) = report::audit::check_servers(config, &args.servers) {
+            return usage_error(&e);
+        }
+        let outcomes = report::audit::run(config, &module, &args.servers).await;
+        let text = match args.output {
+            OutputFormat::Json => report::audit::render_json(&module, &outcomes, args.fail_on),
+            OutputFormat::Text => {
+                report::audit::render_text(&module, &outcomes, style_for(args.color))
+            }
+        };
+        print(&text);
+        ExitCode::from(report::audit::exit_code(&outcomes, args.fail_on))
+    }
+
+    async fn probe(config: &Config, args: siembox_exporter::cli::ProbeArgs) -> ExitCode {
+        let outcome = match report::probe::run(config, &args.module, &args.target).await {
+            Ok(o) => o,
+            Err(e) => return usage_error(&e),
+        };
+        let module = &config.modules[&args.module];
+        let text = match args.output {
+            OutputFormat::Json => {
+                report::probe::render_json(&outcome, &args.module, module, &args.target)
+            }
+            OutputFormat::Text => report::probe::render_text(
+                &outcome,
+                &args.module,
+                module,
+                &args.target,
+                style_for(args.color),
+            ),
+        };
+        print(&text);
+        ExitCode::from(report::probe::exit_code(&outcome))
+    }
+
+    fn style_for(choice: style::ColorChoice) -> style::Style {
+        let no_color = std::env::var("NO_COLOR").ok();
+        style::Style {
+            color: style::wants_color(choice, std::io::stdout().is_terminal(), no_color.as_deref()),
+        }
+    }
+
+    fn print(text: &str) {
+        // A closed pipe (`| head`) is not an error worth a panic.
+        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    }
+
+    fn usage_error(message: &str) -> ExitCode {
+        eprintln!("error: {message}");
+        ExitCode::from(exit::USAGE)
+    }
 }
 
 fn init_logging(cli: &Cli) {

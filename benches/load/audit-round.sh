@@ -1,11 +1,17 @@
 #!/bin/sh
-# One round of SSH audits through the pool: N server names spread over a few local sshd
-# instances, all asked for at once via /probe; prints the round's wall time, the exporter's
-# peak RSS, and single-audit latency on a fresh vs a pooled connection.
+# One round of SSH audits through the pool: N servers, each on a loopback address of its own
+# (127.0.0.2, 127.0.0.3, …; sshd instances on one port, 16 addresses each, OpenSSH's most), all
+# asked for at once via /probe; prints the round's wall time, the exporter's peak RSS, a single
+# audit's latency on a fresh vs a pooled connection, and what one light audit costs the audited
+# side in CPU (sshd's session processes with the script and every command it runs).
 #
-#   benches/load/audit-round.sh [SERVERS=200] [SSHD_INSTANCES=4] [MAX_CONNECTIONS=50]
+#   benches/load/audit-round.sh [SERVERS=200] [SSHD_INSTANCES] [MAX_CONNECTIONS=50]
 #
-# Needs: /usr/sbin/sshd, ssh-keygen, curl, a release build (cargo build --release), root or a
+# SSHD_INSTANCES empty or 0 (the default): one address per server. A number: the servers share
+# that many addresses, one sshd each (the layout of the figures before 2026-11-30; the pool then
+# reuses a few connections for many names).
+#
+# Needs: /usr/sbin/sshd, ssh-keygen, curl, bc, a release build (cargo build --release), root or a
 # user sshd accepts. Heavy checks (pending updates, SUID scan) are off: the SPEC goal is a round
 # "with the heavy checks cached".
 #
@@ -16,15 +22,25 @@
 # audit. AUDIT_USER=name uses an existing account instead (AUDIT_USER=root for that comparison).
 set -eu
 N=${1:-200}
-INSTANCES=${2:-4}
+SHARED=${2:-0}
 MAXCONN=${3:-50}
+PER_SSHD=16   # OpenSSH listens on at most 16 addresses (MAX_LISTEN_SOCKS)
+if [ "$SHARED" -gt 0 ]; then ENDPOINTS=$SHARED; else ENDPOINTS=$N; fi
+[ "$ENDPOINTS" -le 64000 ] || { echo "at most 64000 addresses" >&2; exit 1; }
+INSTANCES=$(( (ENDPOINTS + PER_SSHD - 1) / PER_SSHD ))
+# Endpoint e (0-based) listens on 127.0.A.B: 127.0.0.2 upwards, skipping .0, .1 and .255.
+addr() { echo "127.0.$(( $1 / 250 )).$(( $1 % 250 + 2 ))"; }
 BIN=${BIN:-target/release/siembox-exporter}
 [ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 1; }
 W=$(mktemp -d)
 PIDS=""
 TEMP_USER=""   # the account this script created, deleted at exit
+LISTENERS=""
 cleanup() {
   for p in $PIDS; do kill "$p" 2>/dev/null || true; done
+  # unshare ignores SIGTERM while it waits; SIGKILL makes it kill its sshd (--kill-child), and
+  # with it the namespace and every connection process in it.
+  for p in $LISTENERS; do kill -KILL "$p" 2>/dev/null || true; done
   if [ -n "$TEMP_USER" ]; then sleep 0.2; userdel "$TEMP_USER" 2>/dev/null || true; fi
   rm -rf "$W"
 }
@@ -40,15 +56,25 @@ AUDIT_USER=${AUDIT_USER:-$(id -un)}
 mkdir -p /run/sshd
 ssh-keygen -q -t ed25519 -N '' -f "$W/client" -C bench
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Each sshd in a PID namespace of its own (root only), as each server has its own processes: the
+# audit's sshd section reads every listening sshd it can see (about 0.015 CPU-s each), so 13
+# instances side by side would make every audit pay for 13 listeners instead of one.
+ISOLATE=""
+if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then ISOLATE="unshare --pid --fork --mount-proc --kill-child"; fi
 : > "$W/known_hosts"
-PORTS=""
+PORT=$(free_port)
 i=0
 while [ $i -lt "$INSTANCES" ]; do
   ssh-keygen -q -t ed25519 -N '' -f "$W/host$i" -C host$i
-  p=$(free_port)
-  cat > "$W/sshd$i.conf" <<CONF
-Port $p
-ListenAddress 127.0.0.1
+  {
+    echo "Port $PORT"
+    e=$((i * PER_SSHD))
+    while [ $e -lt $(( (i + 1) * PER_SSHD )) ] && [ $e -lt "$ENDPOINTS" ]; do
+      echo "ListenAddress $(addr $e)"
+      echo "[$(addr $e)]:$PORT $(cut -d' ' -f1,2 "$W/host$i.pub")" >> "$W/known_hosts"
+      e=$((e + 1))
+    done
+    cat <<CONF
 HostKey $W/host$i
 PidFile $W/sshd$i.pid
 AuthorizedKeysFile $W/client.pub
@@ -60,11 +86,17 @@ MaxStartups 1000
 MaxSessions 1000
 LogLevel ERROR
 CONF
-  /usr/sbin/sshd -D -f "$W/sshd$i.conf" -E "$W/sshd$i.log" &
-  PIDS="$PIDS $!"
-  echo "[127.0.0.1]:$p $(cut -d' ' -f1,2 "$W/host$i.pub")" >> "$W/known_hosts"
-  PORTS="$PORTS $p"
+  } > "$W/sshd$i.conf"
+  $ISOLATE /usr/sbin/sshd -D -f "$W/sshd$i.conf" -E "$W/sshd$i.log" </dev/null >/dev/null 2>&1 &
+  LISTENERS="$LISTENERS $!"
   i=$((i + 1))
+done
+# Every instance listening before the exporter starts (sshd writes its pid file once bound).
+for _ in $(seq 100); do
+  up=0; i=0
+  while [ $i -lt "$INSTANCES" ]; do [ -s "$W/sshd$i.pid" ] && up=$((up + 1)); i=$((i + 1)); done
+  [ $up -eq "$INSTANCES" ] && break
+  sleep 0.1
 done
 LISTEN=$(free_port)
 {
@@ -79,12 +111,9 @@ LISTEN=$(free_port)
   echo "      pool: {max_connections: $MAXCONN, min_connections: 5}"
   echo "      checks: {pending_updates: {enabled: false}, suid_files: {enabled: false}}"
   echo "servers:"
-  set -- $PORTS
   n=0
   while [ $n -lt "$N" ]; do
-    idx=$((n % INSTANCES + 1))
-    eval port=\${$idx}
-    echo "  - {name: srv-$n, address: \"127.0.0.1:$port\"}"
+    echo "  - {name: srv-$n, address: \"$(addr $((n % ENDPOINTS))):$PORT\"}"
     n=$((n + 1))
   done
 } > "$W/siembox.yml"
@@ -100,11 +129,28 @@ cpu() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.1f s", ($14 + $15) / t }' /pr
 busy() { awk -v t="$(getconf CLK_TCK)" '/^cpu / { printf "%.1f", ($2 + $3 + $4 + $7 + $8) / t }' /proc/stat; }
 hwm() { awk '/VmHWM/ {print $2 / 1024 " MiB"}' /proc/$EXP/status; }
 
-echo "audit account: $AUDIT_USER (login shell $(getent passwd "$AUDIT_USER" | cut -d: -f7))"
+# CPU seconds an sshd instance's connections used: its per-connection processes (user+system,
+# with their reaped children: the shell, the script and every command it ran). Between audits
+# no shell is alive, so the difference over K audits is what they cost the audited server.
+descendants() { for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do echo "$c"; descendants "$c"; done; }
+sshd_cpu() {
+  for p in $(descendants "$1"); do cat /proc/"$p"/stat 2>/dev/null; done |
+    awk -v t="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); s += $12 + $13 + $14 + $15 } END { printf "%.3f", s / t }'
+}
+exp_cpu() { awk -v t="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.3f", ($12 + $13) / t }' /proc/$EXP/stat; }
+
+echo "audit account: $AUDIT_USER (login shell $(getent passwd "$AUDIT_USER" | cut -d: -f7)); $N servers on $ENDPOINTS addresses, $INSTANCES sshd instances${ISOLATE:+, each in its own PID namespace}"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
 echo "single audit, fresh connection:  $(probe srv-0) s"
 echo "single audit, pooled connection: $(probe srv-0) s"
 echo "single audit, pooled connection: $(probe srv-0) s"
+K=20
+set -- $LISTENERS
+first_sshd=$1
+c0=$(sshd_cpu "$first_sshd"); e0=$(exp_cpu); t0=$(date +%s.%N)
+for _ in $(seq $K); do probe srv-0 >/dev/null; done
+t1=$(date +%s.%N); c1=$(sshd_cpu "$first_sshd"); e1=$(exp_cpu)
+echo "$K pooled audits of one server, one after another: $(echo "scale=3; ($t1 - $t0) / $K" | bc) s each; audited side $(echo "scale=3; ($c1 - $c0) / $K" | bc) CPU-s each (sshd session, shell, script); exporter $(echo "scale=4; ($e1 - $e0) / $K" | bc) CPU-s each"
 start=$(date +%s.%N); busy0=$(busy)
 seq 0 $((N - 1)) | xargs -P "$N" -I{} curl -s "http://127.0.0.1:$LISTEN/probe?module=vps_audit&target=srv-{}" \
   | grep -c '^probe_success 1' > "$W/ok"

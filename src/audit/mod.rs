@@ -9,9 +9,11 @@ pub mod pool;
 pub mod sections;
 pub mod sshd;
 
-use crate::config::{Config, SshAuditProbe};
+pub use checks::{CheckStatus, Finding};
+
+use crate::config::{CheckConfig, Config, SshAuditProbe};
 use crate::probe::recorder::{FailureReason, ProbeRecorder};
-use checks::{CheckStatus, Finding, Rules};
+use checks::Rules;
 use connect::SshTarget;
 use parking_lot::Mutex;
 use pool::{Pool, PoolStats};
@@ -534,6 +536,38 @@ async fn exec(session: &connect::Session, command: &str) -> Result<String, Strin
         });
     }
     Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// What one audit script output grades to with a module's check settings, as an audit grades
+/// it (no connection, no cache): the findings in report order and the mounts' usage. The
+/// entry point for tests of captured outputs.
+pub fn grade_output(
+    output: &str,
+    checks: &std::collections::BTreeMap<String, CheckConfig>,
+) -> Result<Graded, String> {
+    let s = Sections::parse(output);
+    if !s.complete() {
+        return Err("the audit script output is incomplete (no end marker)".into());
+    }
+    let mut findings = checks::evaluate(&s, &Rules { checks });
+    findings.sort_by_key(|f| checks::CHECKS.iter().position(|c| *c == f.check));
+    Ok(Graded {
+        findings,
+        disks: mount_labels(checks::disk_mounts(&s)),
+    })
+}
+
+/// See [`grade_output`].
+#[derive(Debug)]
+pub struct Graded {
+    pub findings: Vec<Finding>,
+    pub disks: Vec<(String, f64)>,
+}
+
+impl Graded {
+    pub fn finding(&self, check: &str) -> Option<&Finding> {
+        self.findings.iter().find(|f| f.check == check)
+    }
 }
 
 /// Counts a check status for summaries (status page, tests).

@@ -4,6 +4,7 @@
 pub mod allow;
 mod cert_names;
 pub mod db;
+pub mod debug;
 pub mod dns;
 pub mod grpc;
 pub mod http;

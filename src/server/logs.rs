@@ -66,7 +66,7 @@ fn render(app: &App, h: &TargetHistory) -> String {
     if let Some(o) = last {
         let config = app.config();
         match config.modules.get(&h.module) {
-            Some(module) => out.push_str(&super::probe::debug_output(o, &h.module, module)),
+            Some(module) => out.push_str(&crate::probe::debug::debug_output(o, &h.module, module)),
             None => outcome_logs(&mut out, "Last probe", o),
         }
     }

@@ -6,7 +6,6 @@ use crate::app::App;
 use crate::metrics::openmetrics_to_text;
 use crate::probe::recorder::FailureReason;
 use crate::probe::recorder::{encode_families, Format};
-use crate::probe::ProbeOutcome;
 use hyper::header::ACCEPT;
 use hyper::{Request, StatusCode};
 use std::sync::Arc;
@@ -91,7 +90,10 @@ pub async fn handle<B>(app: &Arc<App>, req: &Request<B>) -> Reply {
         return plain(StatusCode::FORBIDDEN, format!("{why}\n"));
     }
     if debug {
-        return plain(StatusCode::OK, debug_output(&outcome, &module_name, module));
+        return plain(
+            StatusCode::OK,
+            crate::probe::debug::debug_output(&outcome, &module_name, module),
+        );
     }
     let format = Format::from_accept(req.headers().get(ACCEPT).and_then(|v| v.to_str().ok()));
     let mut body = String::with_capacity(1024);
@@ -156,39 +158,6 @@ pub fn scrape_timeout<B>(
         return Err("the scrape timeout leaves no time to probe (lower --timeout-offset or set a module timeout)".into());
     }
     Ok(Duration::from_secs_f64(chosen.min(86_400.0)))
-}
-
-/// What `debug=true` answers (blackbox prober/handler.go `DebugOutput`); `/logs` shows it too.
-pub(super) fn debug_output(
-    outcome: &ProbeOutcome,
-    module_name: &str,
-    module: &crate::config::Module,
-) -> String {
-    let mut out = String::from("Logs for the probe:\n");
-    for l in &outcome.log {
-        out.push_str(&format!(
-            "ts=+{:.3}ms level={} msg={:?}\n",
-            l.at_ms, l.level, l.message
-        ));
-    }
-    if let Some(reason) = outcome.failure {
-        out.push_str(&format!("failure_reason={}\n", reason.as_str()));
-    }
-    out.push_str("\n\n\nMetrics that would have been returned:\n");
-    encode_families(&mut out, &outcome.families, &[], Format::Text);
-    out.push_str(&format!("\n\n\nModule configuration ({module_name}):\n"));
-    out.push_str(&module_yaml(module));
-    out
-}
-
-/// The module as YAML with only its own prober's section (the others are defaults, noise here).
-fn module_yaml(module: &crate::config::Module) -> String {
-    let Ok(serde_json::Value::Object(mut map)) = serde_json::to_value(module) else {
-        return String::new();
-    };
-    let keep = ["prober", "timeout", "cache_for", module.prober.as_str()];
-    map.retain(|k, _| keep.contains(&k.as_str()));
-    serde_saphyr::to_string(&map).unwrap_or_default()
 }
 
 pub fn metrics<B>(app: &Arc<App>, req: &Request<B>) -> Reply {

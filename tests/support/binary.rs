@@ -121,3 +121,34 @@ fn send(port: u16, method: &str, path: &str) -> Option<String> {
     let _ = s.read_to_string(&mut out);
     (!out.is_empty()).then_some(out)
 }
+
+/// What a one-shot run of the binary (`audit`, `probe`, …) left: exit code and both streams.
+pub struct Ran {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the binary once with `args`, stdout and stderr piped (so not a terminal) and NO_COLOR
+/// unset (so plain output is the binary's own choice), and waits for it to exit.
+pub fn run_once(args: &[&str]) -> Ran {
+    let out = Command::new(env!("CARGO_BIN_EXE_siembox-exporter"))
+        .args(args)
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    Ran {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Writes `yaml` to a config file of its own (kept for the test's life) and returns its path.
+pub fn config_file(yaml: &str) -> PathBuf {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let path = dir.join("siembox.yml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
