@@ -204,8 +204,8 @@ pub(super) async fn open(
     ))
 }
 
-/// quinn's settings for one probe: the module's TLS client, and no idle timeout beyond the
-/// probe's own deadline matters, so quinn's defaults stay.
+/// quinn's settings for one probe: the module's TLS client; quinn's transport defaults stay
+/// (its idle timeout is longer than any probe, which its own deadline ends).
 fn quic_client_config(client: &TlsClient) -> Result<quinn::ClientConfig, String> {
     let tls = quinn::crypto::rustls::QuicClientConfig::try_from(client.client_config())
         .map_err(|e| format!("cannot use it for QUIC: {e}"))?;
