@@ -293,3 +293,39 @@ async fn redirect_hops_are_checked_against_the_allow_list_and_need_https() {
     assert_eq!(failure_reason(&out), Some("protocol"), "{out}");
     assert!(out.contains("HTTP/3 needs https"), "{out}");
 }
+
+// The body goes through the same bounded reader as over TCP; a TLS range without 1.3 cannot
+// carry QUIC (blackbox raises the minimum to 1.3, so its handshake fails too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_size_limit_applies_and_tls12_only_is_refused() {
+    let pki = TestPki::generate();
+    let server = H3Server::start(&pki.valid).await;
+    let mods = h3_module(
+        "limited",
+        "5s",
+        &with_ca(&pki, "      body_size_limit: 1000\n"),
+    ) + &h3_module(
+        "tls12",
+        "5s",
+        &format!(
+            "      tls_config:\n        ca_file: {}\n        max_version: TLS12\n",
+            pki.ca_file.display()
+        ),
+    );
+    let ex = exporter(&mods).await;
+    let body = probe(&ex, "limited", &server.url("/big/500")).await;
+    assert_eq!(value(&body, "probe_success"), 1.0, "{body}");
+    assert_eq!(value(&body, "probe_http_uncompressed_body_length"), 500.0);
+    let out = ex.debug_probe("limited", &server.url("/big/100000")).await;
+    assert!(out.contains("probe_success 0"), "{out}");
+    assert!(out.contains("larger than body_size_limit"), "{out}");
+    assert!(
+        metric_value(&out, "probe_http_uncompressed_body_length") == Some(1000.0),
+        "{out}"
+    );
+
+    let out = ex.debug_probe("tls12", &server.url("/")).await;
+    assert!(out.contains("probe_success 0"), "{out}");
+    assert_eq!(failure_reason(&out), Some("config"), "{out}");
+    assert!(out.contains("HTTP/3 needs TLS 1.3"), "{out}");
+}

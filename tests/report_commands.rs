@@ -15,7 +15,7 @@ use support::sshd::{KeyPair, Sshd, SshdOptions};
 fn only(on: &[&str]) -> String {
     let items: Vec<String> = CHECKS
         .iter()
-        .map(|c| format!("{c}: {{enabled: {}}}", on.contains(c)))
+        .map(|c| format!("{}: {{enabled: {}}}", c.name, on.contains(&c.name)))
         .collect();
     format!("{{{}}}", items.join(", "))
 }

@@ -550,7 +550,7 @@ pub fn grade_output(
         return Err("the audit script output is incomplete (no end marker)".into());
     }
     let mut findings = checks::evaluate(&s, &Rules { checks });
-    findings.sort_by_key(|f| checks::CHECKS.iter().position(|c| *c == f.check));
+    findings.sort_by_key(|f| checks::CHECKS.iter().position(|c| c.name == f.check));
     Ok(Graded {
         findings,
         disks: mount_labels(checks::disk_mounts(&s)),

@@ -17,6 +17,9 @@ use std::task::{Context, Poll};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+/// The largest response header section accepted (names, values and 32 bytes a field).
+const MAX_RESPONSE_HEADERS: u64 = 1024 * 1024;
+
 /// The response body of an HTTP/3 request: the rest of its stream.
 pub(super) type ResponseStream = h3::client::RequestStream<h3_quinn::BidiStream<Bytes>, Bytes>;
 
@@ -168,10 +171,13 @@ pub(super) async fn open(
         return None;
     }
 
-    // h3's setup sends its SETTINGS without waiting for the server's.
+    // h3's setup sends its SETTINGS without waiting for the server's. Response headers are
+    // bounded (h3 accepts any size by default) like hyper bounds them over TCP.
     let setup = tokio::time::timeout_at(
         deadline,
-        h3::client::new(h3_quinn::Connection::new(connection.clone())),
+        h3::client::builder()
+            .max_field_section_size(MAX_RESPONSE_HEADERS)
+            .build(h3_quinn::Connection::new(connection.clone())),
     )
     .await;
     let (mut driver, send) = match setup {
@@ -198,8 +204,8 @@ pub(super) async fn open(
     ))
 }
 
-/// quinn's settings for one probe: the module's TLS client, and no idle timeout beyond the
-/// probe's own deadline matters, so quinn's defaults stay.
+/// quinn's settings for one probe: the module's TLS client; quinn's transport defaults stay
+/// (its idle timeout is longer than any probe, which its own deadline ends).
 fn quic_client_config(client: &TlsClient) -> Result<quinn::ClientConfig, String> {
     let tls = quinn::crypto::rustls::QuicClientConfig::try_from(client.client_config())
         .map_err(|e| format!("cannot use it for QUIC: {e}"))?;
