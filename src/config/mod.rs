@@ -2,9 +2,11 @@
 //! line and field, validated all at once. A blackbox_exporter file is the `modules:` section alone.
 
 mod blackbox_rules;
+pub mod dns_names;
 mod duration;
 mod load;
 mod module;
+mod probe_rules;
 mod services;
 mod types;
 mod validate;

@@ -45,14 +45,14 @@ pub(super) fn validate(config: &Config, text: &str) -> (Vec<ConfigProblem>, Vec<
             );
         }
         if module.prober == ProberKind::Dns {
-            for (field, message) in crate::probe::dns::config_problems(&module.dns) {
+            for (field, message) in super::probe_rules::dns_problems(&module.dns) {
                 // blackbox rejects an unknown type or class at load, the rest only when probing.
                 let fatal = matches!(field, "query_type" | "query_class");
                 located.push((name.clone(), format!("dns.{field}"), message, fatal));
             }
         }
         if module.prober == ProberKind::Grpc {
-            for (field, message) in crate::probe::grpc::config_problems(&module.grpc) {
+            for (field, message) in super::probe_rules::grpc_problems(&module.grpc) {
                 report(name, format!("{at}.grpc.{field}"), message);
             }
         }

@@ -3,6 +3,7 @@
 
 pub mod allow;
 mod cert_names;
+pub mod connect;
 pub mod db;
 pub mod dns;
 pub mod grpc;
@@ -13,6 +14,7 @@ pub mod mongodb;
 pub mod mysql;
 pub mod pools;
 pub mod postgres;
+pub mod query_response;
 pub mod recorder;
 pub mod redis;
 pub mod resolve;

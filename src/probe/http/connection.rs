@@ -4,9 +4,9 @@
 use super::phases::{add_phase, Phase};
 use super::proxy::Proxy;
 use crate::config::HttpProbe;
+use crate::probe::connect::{dial_tcp as connect, Io};
 use crate::probe::recorder::{FailureReason, Family, ProbeRecorder};
 use crate::probe::resolve::{bare_host, resolve_target};
-use crate::probe::tcp::{connect, Io};
 use crate::probe::ProbeEnv;
 use bytes::Bytes;
 use http_body_util::Full;
