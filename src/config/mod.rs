@@ -82,7 +82,7 @@ impl Limits {
             return *n;
         }
         match kind {
-            ProberKind::Http | ProberKind::Tcp => 256,
+            ProberKind::Http | ProberKind::Tcp | ProberKind::Unix => 256,
             ProberKind::Dns | ProberKind::Icmp => 128,
             ProberKind::Redis => 64,
             ProberKind::Grpc => 64,

@@ -24,10 +24,11 @@ pub enum ProberKind {
     Mysql,
     Redis,
     Mongodb,
+    Unix,
 }
 
 impl ProberKind {
-    pub const ALL: [ProberKind; 11] = [
+    pub const ALL: [ProberKind; 12] = [
         ProberKind::Http,
         ProberKind::Tcp,
         ProberKind::Dns,
@@ -39,6 +40,7 @@ impl ProberKind {
         ProberKind::Mysql,
         ProberKind::Redis,
         ProberKind::Mongodb,
+        ProberKind::Unix,
     ];
 
     /// The kind a `prober:` name stands for; `None` for a name this build does not know.
@@ -59,6 +61,7 @@ impl ProberKind {
             ProberKind::Mysql => "mysql",
             ProberKind::Redis => "redis",
             ProberKind::Mongodb => "mongodb",
+            ProberKind::Unix => "unix",
         }
     }
 }
@@ -93,6 +96,8 @@ pub struct Module {
     pub icmp: IcmpProbe,
     #[serde(default, deserialize_with = "or_default")]
     pub grpc: GrpcProbe,
+    #[serde(default, deserialize_with = "or_default")]
+    pub unix: UnixProbe,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh: Option<SshProbe>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -120,6 +125,7 @@ impl Module {
             dns: DnsProbe::default(),
             icmp: IcmpProbe::default(),
             grpc: GrpcProbe::default(),
+            unix: UnixProbe::default(),
             ssh: None,
             ssh_audit: None,
             postgres: None,
@@ -471,6 +477,18 @@ impl Default for TcpProbe {
             tls_config: TlsConfig::default(),
         }
     }
+}
+
+/// blackbox 0.28 `unix_probe`: the target is the socket's path.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnixProbe {
+    #[serde(default, deserialize_with = "or_default")]
+    pub query_response: Vec<QueryResponse>,
+    #[serde(default)]
+    pub tls: bool,
+    #[serde(default, deserialize_with = "or_default")]
+    pub tls_config: TlsConfig,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]

@@ -56,6 +56,23 @@ pub(super) fn validate(config: &Config, text: &str) -> (Vec<ConfigProblem>, Vec<
                 report(name, format!("{at}.grpc.{field}"), message);
             }
         }
+        if module.prober == ProberKind::Unix {
+            let patterns = module
+                .allowed_targets
+                .as_deref()
+                .unwrap_or(&config.web.allowed_targets);
+            let has_paths = patterns
+                .iter()
+                .any(|p| matches!(p, super::AllowPattern::UnixPath(_)));
+            if !patterns.is_empty() && !has_paths {
+                let message = format!("module {name} probes unix sockets, but the allow-list that applies to it names no socket path: add the paths it may reach, as in unix:/run/app/*.sock");
+                if module.allowed_targets.is_some() {
+                    located.push((name.clone(), "allowed_targets".into(), message, true));
+                } else {
+                    report("allowed_targets", "web.allowed_targets".into(), message);
+                }
+            }
+        }
         if let Some(mongo) = module.mongodb.as_ref() {
             if let Err(e) = mongo.command_document() {
                 report(name, format!("{at}.mongodb.command"), e);

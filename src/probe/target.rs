@@ -30,6 +30,7 @@ fn check_unredacted(config: &Config, kind: ProberKind, target: &str) -> Result<(
                 Err("not a configured server name (ssh_audit audits only servers listed under `servers:`)".into())
             }
         }
+        ProberKind::Unix if target.is_empty() => Err("no unix socket path".into()),
         _ => Ok(()),
     }
 }
@@ -50,7 +51,7 @@ pub fn endpoint(kind: ProberKind, target: &str) -> Option<(String, Option<url::U
         ProberKind::Postgres | ProberKind::Mysql | ProberKind::Redis | ProberKind::Mongodb => {
             db::parse_target(kind, target).ok()?.host
         }
-        ProberKind::Icmp | ProberKind::SshAudit => target.to_string(),
+        ProberKind::Icmp | ProberKind::SshAudit | ProberKind::Unix => target.to_string(),
     };
     Some((host, None))
 }
