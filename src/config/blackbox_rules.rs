@@ -34,6 +34,10 @@ pub(super) fn module_findings(module: &Module) -> Vec<Finding> {
         ("dns.tls_config", Some(&module.dns.tls_config)),
         ("grpc.tls_config", Some(&module.grpc.tls_config)),
         ("unix.tls_config", Some(&module.unix.tls_config)),
+        (
+            "websocket.http_config.tls_config",
+            Some(&module.websocket.http_config.tls_config),
+        ),
     ];
     for (at, tls) in tls_sections {
         if let Some(tls) = tls {
@@ -43,6 +47,7 @@ pub(super) fn module_findings(module: &Module) -> Vec<Finding> {
     let dialogues = [
         ("tcp", &module.tcp.query_response),
         ("unix", &module.unix.query_response),
+        ("websocket", &module.websocket.query_response),
     ];
     for (section, steps) in dialogues {
         for (i, step) in steps.iter().enumerate() {

@@ -83,6 +83,7 @@ impl Limits {
         }
         match kind {
             ProberKind::Http | ProberKind::Tcp | ProberKind::Unix => 256,
+            ProberKind::Websocket => 128,
             ProberKind::Dns | ProberKind::Icmp => 128,
             ProberKind::Redis => 64,
             ProberKind::Grpc => 64,

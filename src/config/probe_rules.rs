@@ -3,7 +3,7 @@
 //! probers, so config never calls into a prober.
 
 use super::dns_names;
-use super::{DnsProbe, GrpcProbe};
+use super::{DnsProbe, GrpcProbe, WebsocketProbe};
 use std::net::IpAddr;
 
 /// Problems with a dns module that can be found without probing, as (field, message).
@@ -53,6 +53,47 @@ pub fn grpc_problems(cfg: &GrpcProbe) -> Vec<(&'static str, String)> {
             out.push((
                 "metadata",
                 format!("a value of metadata key {name:?} has characters a header cannot carry"),
+            ));
+        }
+    }
+    out
+}
+
+/// Problems with a websocket module found at load, as (field, message).
+pub fn websocket_problems(cfg: &WebsocketProbe) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (name, sources) in &cfg.headers {
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            out.push((
+                format!("headers.{name}"),
+                format!("{name:?} is not a valid header name"),
+            ));
+        }
+        if sources
+            .values
+            .iter()
+            .any(|v| http::HeaderValue::from_str(v).is_err())
+        {
+            out.push((
+                format!("headers.{name}"),
+                format!("a value of header {name:?} has characters a header cannot carry"),
+            ));
+        }
+    }
+    let auth = &cfg.http_config;
+    if auth.basic_auth.is_some() && auth.authorization.is_some() {
+        out.push((
+            "http_config.authorization".into(),
+            "at most one of basic_auth and authorization must be configured".into(),
+        ));
+    }
+    for (i, step) in cfg.query_response.iter().enumerate() {
+        if step.starttls {
+            // blackbox lists it but never acts on it: a TLS upgrade inside websocket messages
+            // is no protocol anyone speaks; use a wss:// target for TLS.
+            out.push((
+                format!("query_response[{i}].starttls"),
+                "starttls cannot upgrade a websocket connection; probe a wss:// URL for TLS".into(),
             ));
         }
     }

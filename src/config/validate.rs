@@ -56,6 +56,11 @@ pub(super) fn validate(config: &Config, text: &str) -> (Vec<ConfigProblem>, Vec<
                 report(name, format!("{at}.grpc.{field}"), message);
             }
         }
+        if module.prober == ProberKind::Websocket {
+            for (field, message) in super::probe_rules::websocket_problems(&module.websocket) {
+                located.push((name.clone(), format!("websocket.{field}"), message, true));
+            }
+        }
         if module.prober == ProberKind::Unix {
             let patterns = module
                 .allowed_targets

@@ -4,6 +4,7 @@
 pub mod allow;
 mod cert_names;
 pub mod connect;
+pub mod credentials;
 pub mod db;
 pub mod dns;
 pub mod grpc;
@@ -26,6 +27,7 @@ pub mod tls;
 mod tls_chains;
 mod tls_verify;
 pub mod unix;
+pub mod websocket;
 
 use crate::config::{Config, Module, ProberKind, TlsConfig};
 use parking_lot::RwLock;
@@ -243,5 +245,6 @@ async fn dispatch(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecorde
         ProberKind::Ssh => ssh::probe(req, env, rec).await,
         ProberKind::SshAudit => ssh_audit::probe(req, env, rec).await,
         ProberKind::Unix => unix::probe(req, env, rec).await,
+        ProberKind::Websocket => websocket::probe(req, env, rec).await,
     }
 }

@@ -5,8 +5,7 @@ use super::connection::{tls_name_of, Connection};
 use super::cookies::Cookies;
 use super::proxy::Proxy;
 use crate::config::HttpProbe;
-use crate::probe::ProbeRequest;
-use base64::Engine as _;
+use crate::probe::{credentials, ProbeRequest};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{
@@ -84,7 +83,9 @@ impl Template {
         for (name, sources) in &cfg.http_headers {
             let header = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| format!("http.http_headers: {name:?} is not a valid header name"))?;
-            for value in header_source_values(name, sources).await? {
+            for value in
+                credentials::header_source_values("http.http_headers", name, sources).await?
+            {
                 let mut v = HeaderValue::from_str(&value)
                     .map_err(|_| format!("http.http_headers: a value of {name} is not valid"))?;
                 v.set_sensitive(!sources.secrets.is_empty() || !sources.files.is_empty());
@@ -132,36 +133,9 @@ fn credentials(
     oauth2_token: Option<&str>,
 ) -> Result<Option<HeaderValue>, String> {
     let text = if let Some(b) = &cfg.basic_auth {
-        let user = match &b.username_file {
-            Some(f) => f
-                .read_secret()
-                .map_err(|e| format!("basic_auth.username_file: cannot read it: {e}"))?
-                .expose()
-                .to_string(),
-            None => b.username.clone(),
-        };
-        let pass = match (&b.password, &b.password_file) {
-            (Some(p), _) => p.expose().to_string(),
-            (None, Some(f)) => f
-                .read_secret()
-                .map_err(|e| format!("basic_auth.password_file: cannot read it: {e}"))?
-                .expose()
-                .to_string(),
-            (None, None) => String::new(),
-        };
-        Some(basic(&user, &pass))
+        Some(credentials::basic_auth(b)?)
     } else if let Some(a) = &cfg.authorization {
-        let kind = a.kind.as_deref().unwrap_or("Bearer");
-        let cred = match (&a.credentials, &a.credentials_file) {
-            (Some(c), _) => c.expose().to_string(),
-            (None, Some(f)) => f
-                .read_secret()
-                .map_err(|e| format!("authorization.credentials_file: cannot read it: {e}"))?
-                .expose()
-                .to_string(),
-            (None, None) => String::new(),
-        };
-        Some(format!("{kind} {cred}"))
+        Some(credentials::authorization(a)?)
     } else if let Some(t) = &cfg.bearer_token {
         Some(format!("Bearer {}", t.expose()))
     } else if let Some(f) = &cfg.bearer_token_file {
@@ -175,7 +149,7 @@ fn credentials(
         let user = percent_encoding::percent_decode_str(target.username()).decode_utf8_lossy();
         let pass = percent_encoding::percent_decode_str(target.password().unwrap_or(""))
             .decode_utf8_lossy();
-        Some(basic(&user, &pass))
+        Some(credentials::basic(&user, &pass))
     } else {
         None
     };
@@ -192,13 +166,6 @@ fn credentials(
             })
     })
     .transpose()
-}
-
-fn basic(user: &str, pass: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-    )
 }
 
 /// One request of the probe: the first, or one after a redirect.
@@ -358,26 +325,6 @@ fn authority_of(url: &Url) -> String {
         Some(p) => format!("{host}:{p}"),
         None => host.to_string(),
     }
-}
-
-/// The values of one `http_headers` entry in Prometheus' order: values, secrets, then each
-/// file's content without surrounding white space (read now, so rotated files apply).
-async fn header_source_values(
-    name: &str,
-    sources: &crate::config::HeaderSources,
-) -> Result<Vec<String>, String> {
-    let mut out = sources.values.clone();
-    out.extend(sources.secrets.iter().map(|s| s.expose().to_string()));
-    for file in &sources.files {
-        let text = tokio::fs::read_to_string(file).await.map_err(|e| {
-            format!(
-                "http.http_headers.{name}: cannot read {}: {e}",
-                file.display()
-            )
-        })?;
-        out.push(text.trim().to_string());
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
