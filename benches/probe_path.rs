@@ -5,6 +5,11 @@
 //! `https_2xx` (HTTP/1.1 over TLS) and `http3_2xx` (QUIC) use the same certificate, trusted
 //! through `ca_file`, so they show what QUIC costs next to TCP + TLS.
 //!
+//! The query_response probers side by side: `tcp_query`, `unix_query` and `websocket_query` run
+//! the same dialogue (the server greets, the probe sends PING and expects PONG) over TCP, a unix
+//! socket and websocket messages; `unix_connect` and `websocket_connect` are their bare
+//! connections (websocket: the HTTP upgrade included).
+//!
 //! Run: `cargo bench --bench probe_path`.
 
 #[allow(dead_code)]
@@ -40,7 +45,91 @@ modules:
       enable_http3: true
       enable_http2: false
       tls_config: {ca_file: '{ca}'}
+  tcp_query:
+    prober: tcp
+    timeout: 5s
+    tcp:
+      query_response: [{expect: \"^HELLO\"}, {send: PING}, {expect: \"^PONG\"}]
+  unix_connect:
+    prober: unix
+    timeout: 5s
+  unix_query:
+    prober: unix
+    timeout: 5s
+    unix:
+      query_response: [{expect: \"^HELLO\"}, {send: PING}, {expect: \"^PONG\"}]
+  websocket_connect:
+    prober: websocket
+    timeout: 5s
+  websocket_query:
+    prober: websocket
+    timeout: 5s
+    websocket:
+      query_response: [{expect: \"^HELLO\"}, {send: PING}, {expect: \"^PONG\"}]
 ";
+
+/// Greets with `HELLO`, answers each `PING` line with `PONG`, over any byte stream.
+async fn ping_lines<S: tokio::io::AsyncRead + tokio::io::AsyncWrite>(s: S) {
+    use tokio::io::AsyncBufReadExt;
+    let (r, mut w) = tokio::io::split(s);
+    if w.write_all(b"HELLO\n").await.is_err() {
+        return;
+    }
+    let mut lines = tokio::io::BufReader::new(r).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if line == "PING" && w.write_all(b"PONG\n").await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn ping_tcp_server() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            tokio::spawn(ping_lines(s));
+        }
+    });
+    addr
+}
+
+async fn ping_unix_server(path: std::path::PathBuf) {
+    let l = tokio::net::UnixListener::bind(path).unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            tokio::spawn(ping_lines(s));
+        }
+    });
+}
+
+/// The same dialogue in websocket messages.
+async fn ping_websocket_server() -> SocketAddr {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(s).await else {
+                    return;
+                };
+                if ws.send(Message::text("HELLO")).await.is_err() {
+                    return;
+                }
+                while let Some(Ok(m)) = ws.next().await {
+                    if m.to_text().is_ok_and(|t| t == "PING")
+                        && ws.send(Message::text("PONG")).await.is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
 
 /// Accepts and closes at once (what a tcp_connect probe needs).
 async fn closing_server() -> SocketAddr {
@@ -153,13 +242,36 @@ fn bench(c: &mut Criterion) {
     let http_target = rt.block_on(http_server(None));
     let https_target = rt.block_on(http_server(Some(pki.valid.acceptor(&[b"http/1.1"]))));
     let http3_target = rt.block_on(http3_server(&pki.valid));
+    let ping_tcp = rt.block_on(ping_tcp_server());
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("ping.sock");
+    rt.block_on(ping_unix_server(socket.clone()));
+    let ws = rt.block_on(ping_websocket_server());
 
     let tcp = probe_request("tcp_connect", &tcp_target.to_string());
     let http = probe_request("http_2xx", &format!("http://{http_target}/"));
     let https = probe_request("https_2xx", &format!("https://{https_target}/"));
     let http3 = probe_request("http3_2xx", &format!("https://{http3_target}/"));
+    let socket = socket.display().to_string();
+    let ws_url = format!("ws://{ws}/");
+    let query_probes = [
+        (
+            "tcp_query",
+            probe_request("tcp_query", &ping_tcp.to_string()),
+        ),
+        ("unix_connect", probe_request("unix_connect", &socket)),
+        ("unix_query", probe_request("unix_query", &socket)),
+        (
+            "websocket_connect",
+            probe_request("websocket_connect", &ws_url),
+        ),
+        ("websocket_query", probe_request("websocket_query", &ws_url)),
+    ];
     // A probe that failed would make the figures meaningless.
-    for req in [&tcp, &http, &https, &http3] {
+    for req in [&tcp, &http, &https, &http3]
+        .into_iter()
+        .chain(query_probes.iter().map(|(_, r)| r))
+    {
         let body = rt.block_on(async {
             let resp = siembox_exporter::server::probe_response(&app, req).await;
             resp.into_body().collect().await.unwrap().to_bytes()
@@ -191,6 +303,12 @@ fn bench(c: &mut Criterion) {
         b.to_async(&rt)
             .iter(|| siembox_exporter::server::probe_response(&app, &http3))
     });
+    for (name, req) in &query_probes {
+        group.bench_function(*name, |b| {
+            b.to_async(&rt)
+                .iter(|| siembox_exporter::server::probe_response(&app, req))
+        });
+    }
     group.finish();
 }
 

@@ -1713,3 +1713,153 @@ async fn cel_on_json_bodies_agrees_with_blackbox() {
         );
     }
 }
+
+// blackbox 0.28 prober/unix_test.go (TestUnixConnection: a query_response dialogue over a unix
+// socket; TestUnixConnectionFails: a path nothing listens on) and CONFIGURATION.md
+// `<unix_probe>` (tls, tls_config; example.yml `unix_socket_ping`): the same modules against a
+// unix socket server of the test's own, plain and TLS, on ours and 0.28 (0.23 has no unix
+// prober): probe_success, metric names, the regexp/bytes verdicts, TLS series and the
+// `probe_expect_info` labels agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unix_modules_agree_with_blackbox() {
+    use support::line_server::{UnixLineServer, UnixMode};
+    let pki = support::certs::TestPki::generate();
+    let ca = pki.ca_file.display();
+    let banner: &'static [u8] = b"SERVICE demo v7\n";
+    let plain = UnixLineServer::start(banner, UnixMode::Plain).await;
+    let tls = UnixLineServer::start(banner, UnixMode::Tls(pki.valid.acceptor(&[]))).await;
+    let silent = UnixLineServer::start(banner, UnixMode::Silent).await;
+    let config = write_config(&format!(
+        "modules:
+  unix_ping:
+    prober: unix
+    timeout: 3s
+    unix:
+      query_response:
+        - send: \"PING\"
+        - expect: \"PONG\"
+  unix_labels:
+    prober: unix
+    timeout: 3s
+    unix:
+      query_response:
+        - expect: \"^SERVICE (\\\\w+) v(\\\\d+)$\"
+          labels:
+            - name: service
+              value: \"${{1}}\"
+            - name: version
+              value: \"v${{2}}\"
+          send: \"ECHO ${{1}}\"
+        - expect: \"^GOT 4543484f2064656d6f$\"
+  unix_no_match:
+    prober: unix
+    timeout: 3s
+    unix:
+      query_response:
+        - expect: \"^NOPE\"
+  unix_bytes:
+    prober: unix
+    timeout: 3s
+    unix:
+      query_response:
+        - expect_bytes: \"SERVICE\"
+  unix_bytes_differ:
+    prober: unix
+    timeout: 3s
+    unix:
+      query_response:
+        - expect_bytes: \"SERVER\"
+  unix_tls:
+    prober: unix
+    timeout: 3s
+    unix:
+      tls: true
+      tls_config: {{ca_file: {ca}, server_name: localhost}}
+      query_response:
+        - send: \"PING\"
+        - expect: \"PONG\"
+  unix_tls_no_server_name:
+    prober: unix
+    timeout: 3s
+    unix:
+      tls: true
+      tls_config: {{ca_file: {ca}}}
+  unix_tls_untrusted:
+    prober: unix
+    timeout: 3s
+    unix:
+      tls: true
+      tls_config: {{server_name: localhost}}
+  unix_silent:
+    prober: unix
+    timeout: 2s
+    unix:
+      query_response:
+        - expect: \"SERVICE\"
+"
+    ));
+    let case = |module: &'static str, server: &UnixLineServer| Case {
+        module,
+        target: server.target(),
+    };
+    let cases = vec![
+        case("unix_ping", &plain),
+        case("unix_labels", &plain),
+        case("unix_no_match", &plain),
+        case("unix_bytes", &plain),
+        case("unix_bytes_differ", &plain),
+        case("unix_tls", &tls),
+        case("unix_tls_no_server_name", &tls),
+        case("unix_tls_untrusted", &tls),
+        case("unix_silent", &silent),
+        Case {
+            module: "unix_ping",
+            target: "/nonexistent/siembox-test.sock".into(),
+        },
+    ];
+    compare(&config, &[Version::V0_28], &cases).await;
+
+    let ours = Exporter::start_file(config.clone()).await;
+    let bb = Blackbox::start(&config).await;
+    let expected = [
+        ("unix_ping", &plain, "probe_success", 1.0),
+        ("unix_labels", &plain, "probe_success", 1.0),
+        // The server keeps the connection open: the read times out (regex stays 0 in both).
+        ("unix_no_match", &plain, "probe_success", 0.0),
+        ("unix_no_match", &plain, "probe_failed_due_to_regex", 0.0),
+        ("unix_bytes", &plain, "probe_success", 1.0),
+        (
+            "unix_bytes_differ",
+            &plain,
+            "probe_failed_due_to_bytes",
+            1.0,
+        ),
+        ("unix_tls", &tls, "probe_success", 1.0),
+        ("unix_tls_no_server_name", &tls, "probe_success", 0.0),
+        ("unix_silent", &silent, "probe_success", 0.0),
+    ];
+    for (module, server, metric, want) in expected {
+        let (_, mine) = ours.probe(module, &server.target()).await;
+        let theirs = bb.probe(module, &server.target()).await;
+        assert_eq!(
+            metric_value(&theirs, metric),
+            Some(want),
+            "blackbox {module} {metric}\n{theirs}"
+        );
+        assert_eq!(
+            metric_value(&mine, metric),
+            Some(want),
+            "ours {module} {metric}\n{mine}"
+        );
+    }
+    let labels = [("service", "demo"), ("version", "v7")];
+    let (_, mine) = ours.probe("unix_labels", &plain.target()).await;
+    let theirs = bb.probe("unix_labels", &plain.target()).await;
+    for body in [&theirs, &mine] {
+        assert_eq!(
+            support::metric_value_with(body, "probe_expect_info", &labels),
+            Some(1.0),
+            "{body}"
+        );
+    }
+}

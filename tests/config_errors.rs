@@ -276,8 +276,11 @@ fn blackbox_testdata_same_verdicts_as_0_28() {
         }
     }
     assert!(differences.is_empty(), "{}", differences.join("\n"));
-    // The three files blackbox accepts: its good test file, its shipped config (HTTP/3, an
-    // unknown prober, a `!!binary` send) and a module with an unknown prober.
+    // The three files blackbox accepts: its good test file, its shipped config (HTTP/3, a
+    // websocket module, a `!!binary` send) and a module with an unknown prober. Its
+    // example.yml is refused by both (0.28 has no websocket section; a `headers` entry there is
+    // a plain string, not values/secrets/files), as is invalid-unix-query-response-regexp.yml
+    // and invalid-websocket-query-response-regexp.yml (a regexp that does not compile).
     assert_eq!(
         accepted,
         ["blackbox-good.yml", "blackbox.yml", "invalid-prober.yml"]
@@ -476,14 +479,15 @@ fn binary_send_loads_as_bytes() {
     let steps = &c.modules["postgresql"].tcp.query_response;
     let send = steps.iter().find_map(|s| s.send.as_ref()).unwrap();
     assert_eq!(send.as_bytes(), [0, 0, 0, 8, 0x04, 0xD2, 0x16, 0x2F]);
-    // Its `websocket` module (a prober this build lacks) loads set aside, with a warning.
-    assert_eq!(c.unknown_probers["websocket"], "websocket");
-    assert!(!c.modules.contains_key("websocket"));
-    let w = siembox_exporter::config::format_warnings("b.yml", &c.warnings);
-    assert!(
-        w.contains("modules.websocket.prober") && w.contains("modules.http_3xx.http.enable_http3"),
-        "{w}"
+    // Its `websocket` module loads as a websocket module (blackbox's master prober).
+    assert_eq!(
+        c.modules["websocket"].prober,
+        siembox_exporter::config::ProberKind::Websocket
     );
+    assert!(c.unknown_probers.is_empty(), "{:?}", c.unknown_probers);
+    let w = siembox_exporter::config::format_warnings("b.yml", &c.warnings);
+    assert!(!w.contains("modules.websocket"), "{w}");
+    assert!(w.contains("modules.http_3xx.http.enable_http3"), "{w}");
 }
 
 // `!!binary` outside the byte fields is taken as its base64 text (README, differences): a warning

@@ -33,14 +33,26 @@ pub(super) fn module_findings(module: &Module) -> Vec<Finding> {
         ("tcp.tls_config", Some(&module.tcp.tls_config)),
         ("dns.tls_config", Some(&module.dns.tls_config)),
         ("grpc.tls_config", Some(&module.grpc.tls_config)),
+        ("unix.tls_config", Some(&module.unix.tls_config)),
+        (
+            "websocket.http_config.tls_config",
+            Some(&module.websocket.http_config.tls_config),
+        ),
     ];
     for (at, tls) in tls_sections {
         if let Some(tls) = tls {
             tls_config(&mut out, at, tls);
         }
     }
-    for (i, step) in module.tcp.query_response.iter().enumerate() {
-        query_response(&mut out, &format!("tcp.query_response[{i}]"), step);
+    let dialogues = [
+        ("tcp", &module.tcp.query_response),
+        ("unix", &module.unix.query_response),
+        ("websocket", &module.websocket.query_response),
+    ];
+    for (section, steps) in dialogues {
+        for (i, step) in steps.iter().enumerate() {
+            query_response(&mut out, &format!("{section}.query_response[{i}]"), step);
+        }
     }
     dns(&mut out, module);
     out.0

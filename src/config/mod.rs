@@ -4,9 +4,11 @@
 mod blackbox_rules;
 pub mod bounded_read;
 mod cel;
+pub mod dns_names;
 mod duration;
 mod load;
 mod module;
+mod probe_rules;
 mod services;
 mod types;
 mod validate;
@@ -93,7 +95,8 @@ impl Limits {
             return *n;
         }
         match kind {
-            ProberKind::Http | ProberKind::Tcp => 256,
+            ProberKind::Http | ProberKind::Tcp | ProberKind::Unix => 256,
+            ProberKind::Websocket => 128,
             ProberKind::Dns | ProberKind::Icmp => 128,
             ProberKind::Redis => 64,
             ProberKind::Grpc => 64,

@@ -25,10 +25,12 @@ pub enum ProberKind {
     Mysql,
     Redis,
     Mongodb,
+    Unix,
+    Websocket,
 }
 
 impl ProberKind {
-    pub const ALL: [ProberKind; 11] = [
+    pub const ALL: [ProberKind; 13] = [
         ProberKind::Http,
         ProberKind::Tcp,
         ProberKind::Dns,
@@ -40,6 +42,8 @@ impl ProberKind {
         ProberKind::Mysql,
         ProberKind::Redis,
         ProberKind::Mongodb,
+        ProberKind::Unix,
+        ProberKind::Websocket,
     ];
 
     /// The kind a `prober:` name stands for; `None` for a name this build does not know.
@@ -60,6 +64,8 @@ impl ProberKind {
             ProberKind::Mysql => "mysql",
             ProberKind::Redis => "redis",
             ProberKind::Mongodb => "mongodb",
+            ProberKind::Unix => "unix",
+            ProberKind::Websocket => "websocket",
         }
     }
 }
@@ -94,6 +100,10 @@ pub struct Module {
     pub icmp: IcmpProbe,
     #[serde(default, deserialize_with = "or_default")]
     pub grpc: GrpcProbe,
+    #[serde(default, deserialize_with = "or_default")]
+    pub unix: UnixProbe,
+    #[serde(default, deserialize_with = "or_default")]
+    pub websocket: WebsocketProbe,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh: Option<SshProbe>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -121,6 +131,8 @@ impl Module {
             dns: DnsProbe::default(),
             icmp: IcmpProbe::default(),
             grpc: GrpcProbe::default(),
+            unix: UnixProbe::default(),
+            websocket: WebsocketProbe::default(),
             ssh: None,
             ssh_audit: None,
             postgres: None,
@@ -480,6 +492,64 @@ impl Default for TcpProbe {
             tls_config: TlsConfig::default(),
         }
     }
+}
+
+/// blackbox 0.28 `unix_probe`: the target is the socket's path.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnixProbe {
+    #[serde(default, deserialize_with = "or_default")]
+    pub query_response: Vec<QueryResponse>,
+    #[serde(default)]
+    pub tls: bool,
+    #[serde(default, deserialize_with = "or_default")]
+    pub tls_config: TlsConfig,
+}
+
+/// blackbox's `websocket_probe` (on its master branch): the target is a `ws://` or `wss://` URL.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebsocketProbe {
+    #[serde(default, deserialize_with = "or_default")]
+    pub http_config: WebsocketHttpConfig,
+    /// Headers of the upgrade request, as Prometheus' `http_headers` (values, secrets, files).
+    #[serde(
+        default,
+        deserialize_with = "or_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub headers: BTreeMap<String, HeaderSources>,
+    #[serde(default, deserialize_with = "or_default")]
+    pub query_response: Vec<QueryResponse>,
+    #[serde(default)]
+    pub preferred_ip_protocol: IpProtocol,
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub ip_protocol_fallback: bool,
+}
+
+impl Default for WebsocketProbe {
+    fn default() -> Self {
+        WebsocketProbe {
+            http_config: WebsocketHttpConfig::default(),
+            headers: BTreeMap::new(),
+            query_response: Vec::new(),
+            preferred_ip_protocol: IpProtocol::Ip6,
+            ip_protocol_fallback: true,
+        }
+    }
+}
+
+/// The parts of Prometheus' HTTP client config the websocket prober uses (blackbox reads these
+/// three and nothing else of it; other fields are refused rather than ignored).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebsocketHttpConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<BasicAuth>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<Authorization>,
+    #[serde(default, deserialize_with = "or_default")]
+    pub tls_config: TlsConfig,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]

@@ -431,6 +431,9 @@ pub enum AllowPattern {
     Host(String),
     /// `https://status.example.org/*`: matched part by part against the target's parsed URL.
     Url(UrlPattern),
+    /// `unix:/run/app/*.sock`: a unix socket path the unix prober may connect to (`*` stays
+    /// within one directory, `**` crosses them).
+    UnixPath(String),
 }
 
 /// A URL pattern split into the parts of a URL at load, so each part is matched only against
@@ -510,6 +513,14 @@ impl AllowPattern {
         if s.is_empty() {
             return Err("empty allow-list entry".into());
         }
+        if let Some(path) = s.strip_prefix("unix:") {
+            if !path.starts_with('/') || path.split('/').any(|part| part == "..") {
+                return Err(format!(
+                    "{s:?}: a unix socket pattern is an absolute path without `..`, as in unix:/run/app/*.sock"
+                ));
+            }
+            return Ok(AllowPattern::UnixPath(path.to_string()));
+        }
         if s.contains("://") {
             return UrlPattern::parse(s).map(AllowPattern::Url);
         }
@@ -533,6 +544,7 @@ impl AllowPattern {
             AllowPattern::Network(n) => n.to_string(),
             AllowPattern::Host(h) => h.clone(),
             AllowPattern::Url(u) => u.text.clone(),
+            AllowPattern::UnixPath(p) => format!("unix:{p}"),
         }
     }
 }

@@ -45,7 +45,7 @@ pub(super) fn validate(config: &Config, text: &str) -> (Vec<ConfigProblem>, Vec<
             );
         }
         if module.prober == ProberKind::Dns {
-            for (field, message) in crate::probe::dns::config_problems(&module.dns) {
+            for (field, message) in super::probe_rules::dns_problems(&module.dns) {
                 // blackbox rejects an unknown type or class at load, the rest only when probing.
                 let fatal = matches!(field, "query_type" | "query_class");
                 located.push((name.clone(), format!("dns.{field}"), message, fatal));
@@ -58,8 +58,30 @@ pub(super) fn validate(config: &Config, text: &str) -> (Vec<ConfigProblem>, Vec<
             }
         }
         if module.prober == ProberKind::Grpc {
-            for (field, message) in crate::probe::grpc::config_problems(&module.grpc) {
+            for (field, message) in super::probe_rules::grpc_problems(&module.grpc) {
                 report(name, format!("{at}.grpc.{field}"), message);
+            }
+        }
+        if module.prober == ProberKind::Websocket {
+            for (field, message) in super::probe_rules::websocket_problems(&module.websocket) {
+                located.push((name.clone(), format!("websocket.{field}"), message, true));
+            }
+        }
+        if module.prober == ProberKind::Unix {
+            let patterns = module
+                .allowed_targets
+                .as_deref()
+                .unwrap_or(&config.web.allowed_targets);
+            let has_paths = patterns
+                .iter()
+                .any(|p| matches!(p, super::AllowPattern::UnixPath(_)));
+            if !patterns.is_empty() && !has_paths {
+                let message = format!("module {name} probes unix sockets, but the allow-list that applies to it names no socket path: add the paths it may reach, as in unix:/run/app/*.sock");
+                if module.allowed_targets.is_some() {
+                    located.push((name.clone(), "allowed_targets".into(), message, true));
+                } else {
+                    report("allowed_targets", "web.allowed_targets".into(), message);
+                }
             }
         }
         if let Some(mongo) = module.mongodb.as_ref() {

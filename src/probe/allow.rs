@@ -44,7 +44,7 @@ pub fn decide(patterns: &[AllowPattern], host: &str, url: Option<&Url>) -> Acces
     let name_ok = patterns.iter().any(|p| match p {
         AllowPattern::Host(h) => is_plain_host(&host) && glob(h, &host, None, true),
         AllowPattern::Url(u) => url.is_some_and(|url| url_matches(u, url)),
-        AllowPattern::Network(_) => false,
+        AllowPattern::Network(_) | AllowPattern::UnixPath(_) => false,
     });
     // An IP literal can be decided now, before any work.
     let literal_ok = host.parse::<IpAddr>().ok().map(|ip| in_nets(&nets, ip));
@@ -59,6 +59,31 @@ pub fn decide(patterns: &[AllowPattern], host: &str, url: Option<&Url>) -> Acces
             approved_host: None,
             nets: Arc::new(nets),
         },
+    }
+}
+
+/// Decides access for the unix prober to the socket at `path`: allowed when no allow-list
+/// applies or a `unix:` pattern matches it. A path that is not absolute or walks up (`..`,
+/// `.`, `//`) is judged by no pattern, so `unix:/run/app/*` cannot reach outside /run/app.
+pub fn decide_unix(patterns: &[AllowPattern], path: &str) -> Access {
+    if patterns.is_empty() {
+        return Access::Unrestricted;
+    }
+    let clean = path.starts_with('/')
+        && path
+            .split('/')
+            .skip(1)
+            .all(|part| !part.is_empty() && part != "." && part != "..");
+    let matched = clean
+        && patterns.iter().any(|p| match p {
+            AllowPattern::UnixPath(pattern) => glob(pattern, path, Some(b'/'), true),
+            _ => false,
+        });
+    if matched {
+        // Nothing is resolved or dialled by address on this path.
+        Access::Unrestricted
+    } else {
+        Access::Denied
     }
 }
 
@@ -308,6 +333,32 @@ mod tests {
         let a = decide(&l, "name.test", None);
         assert!(!a.allows("name.test", "::ffff:127.0.0.1".parse().unwrap()));
         assert!(a.allows("name.test", "::ffff:10.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn unix_paths_match_only_unix_patterns_and_stay_in_their_directory() {
+        let l = list(&["unix:/run/app/*.sock", "10.0.0.0/8", "*.example.org"]);
+        let allowed = |p: &str| !matches!(decide_unix(&l, p), Access::Denied);
+        assert!(allowed("/run/app/api.sock"));
+        assert!(!allowed("/run/app/sub/api.sock"));
+        assert!(!allowed("/run/app/../../etc/x.sock"));
+        assert!(!allowed("/run/app//x.sock"));
+        assert!(!allowed("run/app/api.sock"));
+        assert!(!allowed("/run/other.sock"));
+        // No allow-list: every path, as blackbox.
+        assert!(allowed_without_list("/anything.sock"));
+        // A list without unix patterns allows no socket.
+        let hosts = list(&["*.example.org"]);
+        assert!(matches!(
+            decide_unix(&hosts, "/run/app/api.sock"),
+            Access::Denied
+        ));
+        assert!(AllowPattern::parse("unix:run/x").is_err());
+        assert!(AllowPattern::parse("unix:/run/../x").is_err());
+    }
+
+    fn allowed_without_list(p: &str) -> bool {
+        matches!(decide_unix(&[], p), Access::Unrestricted)
     }
 
     #[test]

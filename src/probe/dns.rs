@@ -6,14 +6,15 @@
 //! (resolve, connect, request) is timed exactly and DoT goes through the module's `TlsClient`
 //! (TLS metrics, deferred verification) like every other prober.
 
-mod names;
 mod rr_text;
 
-pub use names::{query_class, query_type, rcode};
+use crate::config::dns_names as names;
+pub use crate::config::dns_names::{query_class, query_type, rcode};
 pub use rr_text::rr_text;
 
+use super::connect::{dial_tcp, resolve_endpoint};
 use super::recorder::{FailureReason, ProbeRecorder};
-use super::resolve::{bare_host, resolve_target};
+use super::resolve::bare_host;
 use super::{ProbeEnv, ProbeRequest};
 use crate::config::{DnsProbe, DnsRrValidator, DnsTransport};
 use hickory_proto::op::{Message, Query};
@@ -26,39 +27,6 @@ use tokio::time::{timeout_at, Instant};
 const PHASE_HELP: &str = "Duration of DNS request by phase";
 /// Largest UDP answer we accept (EDNS maximum); plain DNS answers are at most 512 bytes.
 const MAX_UDP: usize = 65535;
-
-/// Problems with a dns module that can be found without probing, as (field, message).
-pub fn config_problems(cfg: &DnsProbe) -> Vec<(&'static str, String)> {
-    let mut out = Vec::new();
-    if let Err(e) = query_type(&cfg.query_type) {
-        out.push(("query_type", e));
-    }
-    if let Err(e) = query_class(&cfg.query_class) {
-        out.push(("query_class", e));
-    }
-    for r in &cfg.valid_rcodes {
-        if let Err(e) = rcode(r) {
-            out.push(("valid_rcodes", e));
-        }
-    }
-    if !cfg.query_name.is_empty() {
-        if let Err(e) = Name::from_utf8(&cfg.query_name) {
-            out.push((
-                "query_name",
-                format!("invalid query_name {:?}: {e}", cfg.query_name),
-            ));
-        }
-    }
-    if let Some(src) = &cfg.source_ip_address {
-        if src.parse::<IpAddr>().is_err() {
-            out.push((
-                "source_ip_address",
-                format!("source_ip_address {src:?} is not an IP address"),
-            ));
-        }
-    }
-    out
-}
 
 pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecorder) -> bool {
     let cfg = &req.module.dns;
@@ -116,17 +84,10 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
         }
     };
     let default_port = if cfg.dns_over_tls { 853 } else { 53 };
-    let (host, port) = match split_target(req.target, default_port) {
-        Ok(hp) => hp,
-        Err(e) => {
-            rec.fail(FailureReason::Config, e);
-            return false;
-        }
-    };
-
-    let Some(ip) = resolve_target(
-        &env.resolver,
-        host,
+    let Some(at) = resolve_endpoint(
+        env,
+        req.target,
+        |t| split_target(t, default_port),
         cfg.preferred_ip_protocol,
         cfg.ip_protocol_fallback,
         rec,
@@ -135,6 +96,7 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
     else {
         return false;
     };
+    let (host, server) = (at.host, at.addr);
     let lookup = rec.value("probe_dns_lookup_time_seconds").unwrap_or(0.0);
     rec.gauge_with(
         "probe_dns_duration_seconds",
@@ -158,11 +120,10 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
             return false;
         }
     };
-    let server = SocketAddr::new(ip, port);
     rec.info(format!(
         "Making DNS query: target={server} dial_protocol={}{} query={name} type={} class={}",
         transport.as_str(),
-        if ip.is_ipv6() { "6" } else { "4" },
+        if server.is_ipv6() { "6" } else { "4" },
         rr_text::type_text(qtype),
         rr_text::class_text(qclass)
     ));
@@ -386,18 +347,17 @@ async fn exchange(
             r
         }
         Transport::Tcp | Transport::Tls => {
-            let stream =
-                match timeout_at(req.deadline, super::tcp::connect(server, source, rec)).await {
-                    Ok(Some(s)) => s,
-                    Ok(None) => {
-                        record_phase(rec, "connect", connect_start);
-                        return None;
-                    }
-                    Err(_) => {
-                        record_phase(rec, "connect", connect_start);
-                        return timed_out(rec, "connecting");
-                    }
-                };
+            let stream = match timeout_at(req.deadline, dial_tcp(server, source, rec)).await {
+                Ok(Some(s)) => s,
+                Ok(None) => {
+                    record_phase(rec, "connect", connect_start);
+                    return None;
+                }
+                Err(_) => {
+                    record_phase(rec, "connect", connect_start);
+                    return timed_out(rec, "connecting");
+                }
+            };
             if transport == Transport::Tls {
                 let client =
                     match env.tls_client(req.module_name, "dns", &req.module.dns.tls_config, &[]) {
@@ -578,17 +538,5 @@ mod tests {
         assert!(split_target("ns1:dns", 53).is_err());
         assert!(split_target(":53", 53).is_err());
         assert!(split_target("[::1", 53).is_err());
-    }
-
-    #[test]
-    fn config_problems_name_the_field() {
-        let cfg = DnsProbe {
-            query_name: "example.org".into(),
-            query_type: "AXX".into(),
-            valid_rcodes: vec!["NOERROR".into(), "nope".into()],
-            ..DnsProbe::default()
-        };
-        let fields: Vec<_> = config_problems(&cfg).into_iter().map(|(f, _)| f).collect();
-        assert_eq!(fields, vec!["query_type", "valid_rcodes"]);
     }
 }

@@ -6,11 +6,9 @@
 //! `HealthCheckResponse{ServingStatus status = 1}`), so they are encoded by hand below, and the
 //! call is one POST on a hyper HTTP/2 client connection with gRPC's 5-byte message framing.
 
+use super::connect::{dial_tcp, resolve_endpoint, Io};
 use super::recorder::{FailureReason, ProbeRecorder};
-use super::resolve::resolve_target;
-use super::tcp::Io;
 use super::{ProbeEnv, ProbeRequest};
-use crate::config::GrpcProbe;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use http_body_util::{BodyExt, Full};
@@ -32,23 +30,6 @@ const UNIMPLEMENTED: u32 = 12;
 const INTERNAL: u32 = 13;
 const UNAVAILABLE: u32 = 14;
 
-/// Problems with a grpc module found at load, as (field, message).
-pub fn config_problems(cfg: &GrpcProbe) -> Vec<(&'static str, String)> {
-    let mut out = Vec::new();
-    for (name, values) in &cfg.metadata {
-        if HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).is_err() {
-            out.push(("metadata", format!("{name:?} is not a valid metadata key")));
-        }
-        if values.iter().any(|v| HeaderValue::from_str(v).is_err()) {
-            out.push((
-                "metadata",
-                format!("a value of metadata key {name:?} has characters a header cannot carry"),
-            ));
-        }
-    }
-    out
-}
-
 pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecorder) -> bool {
     let cfg = &req.module.grpc;
     rec.gauge_with(
@@ -65,16 +46,10 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
     for name in SERVING_STATUSES {
         set_serving(rec, name, 0.0);
     }
-    let (host, port) = match split_target(req.target, cfg.tls) {
-        Ok(hp) => hp,
-        Err(e) => {
-            rec.fail(FailureReason::Config, e);
-            return false;
-        }
-    };
-    let Some(ip) = resolve_target(
-        &env.resolver,
-        host,
+    let Some(at) = resolve_endpoint(
+        env,
+        req.target,
+        |t| split_target(t, cfg.tls),
         cfg.preferred_ip_protocol,
         cfg.ip_protocol_fallback,
         rec,
@@ -92,7 +67,7 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
     );
 
     let check_start = Instant::now();
-    let outcome = timeout_at(req.deadline, check(req, env, host, port, ip, rec)).await;
+    let outcome = timeout_at(req.deadline, check(req, env, at.host, at.addr, rec)).await;
     rec.gauge_with(
         "probe_grpc_duration_seconds",
         PHASE_HELP,
@@ -154,12 +129,11 @@ async fn check(
     req: &ProbeRequest<'_>,
     env: &ProbeEnv,
     host: &str,
-    port: u16,
-    ip: std::net::IpAddr,
+    addr: SocketAddr,
     rec: &mut ProbeRecorder,
 ) -> (u32, Option<u32>) {
     let cfg = &req.module.grpc;
-    let Some(stream) = super::tcp::connect(SocketAddr::new(ip, port), None, rec).await else {
+    let Some(stream) = dial_tcp(addr, None, rec).await else {
         return (UNAVAILABLE, None);
     };
     let mut io: Box<dyn Io> = Box::new(stream);
@@ -198,7 +172,7 @@ async fn check(
         let _ = conn.await;
     }));
 
-    let request = match build_request(req, host, port) {
+    let request = match build_request(req, host, addr.port()) {
         Ok(r) => r,
         Err(e) => {
             rec.fail(FailureReason::Config, e);
@@ -206,8 +180,9 @@ async fn check(
         }
     };
     rec.info(format!(
-        "Calling {METHOD_PATH} service={:?} on {host}:{port}",
-        cfg.service
+        "Calling {METHOD_PATH} service={:?} on {host}:{}",
+        cfg.service,
+        addr.port()
     ));
     let response = match sender.send_request(request).await {
         Ok(r) => r,

@@ -3,6 +3,8 @@
 
 pub mod allow;
 mod cert_names;
+pub mod connect;
+pub mod credentials;
 pub mod db;
 pub mod debug;
 pub mod dns;
@@ -15,6 +17,7 @@ pub mod mongodb;
 pub mod mysql;
 pub mod pools;
 pub mod postgres;
+pub mod query_response;
 pub mod recorder;
 pub mod redis;
 pub mod resolve;
@@ -25,6 +28,8 @@ pub mod tcp;
 pub mod tls;
 mod tls_chains;
 mod tls_verify;
+pub mod unix;
+pub mod websocket;
 
 use crate::config::{Config, Module, ProberKind, TlsConfig};
 use parking_lot::RwLock;
@@ -160,8 +165,12 @@ pub async fn run_probe(req: &ProbeRequest<'_>, env: &ProbeEnv) -> ProbeOutcome {
         "Returns how long the probe timeout is in seconds",
         req.timeout.as_secs_f64(),
     );
-    let (host, url) = target::endpoint(req.module.prober, req.target).unwrap_or_default();
-    let access = allow::decide(req.allow_patterns(), &host, url.as_ref());
+    let access = if req.module.prober == ProberKind::Unix {
+        allow::decide_unix(req.allow_patterns(), req.target)
+    } else {
+        let (host, url) = target::endpoint(req.module.prober, req.target).unwrap_or_default();
+        allow::decide(req.allow_patterns(), &host, url.as_ref())
+    };
     if matches!(access, allow::Access::Denied) {
         let msg = format!(
             "target {:?} is not in the allow-list of module {}",
@@ -255,5 +264,7 @@ async fn dispatch(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecorde
         ProberKind::Mongodb => mongodb::probe(req, env, rec).await,
         ProberKind::Ssh => ssh::probe(req, env, rec).await,
         ProberKind::SshAudit => ssh_audit::probe(req, env, rec).await,
+        ProberKind::Unix => unix::probe(req, env, rec).await,
+        ProberKind::Websocket => websocket::probe(req, env, rec).await,
     }
 }

@@ -2,15 +2,15 @@
 //! when `known_hosts_file` or `host_key_fingerprint` is configured, check the host key. It never
 //! authenticates.
 
+use super::connect::{dial_tcp, resolve_endpoint};
 use super::recorder::{FailureReason, ProbeRecorder};
-use super::resolve::{resolve_target, split_host_port};
+use super::resolve::split_host_port;
 use super::{ProbeEnv, ProbeRequest};
 use crate::audit::connect::{verify_host_key, HostKeyPolicy};
 use crate::config::IpProtocol;
 use russh::client;
 use russh::keys::{HashAlg, PublicKey};
 use std::io::Cursor;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
@@ -20,18 +20,13 @@ const MAX_PREAMBLE: usize = 8 * 1024;
 
 pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecorder) -> bool {
     let cfg = req.module.ssh.clone().unwrap_or_default();
-    let (host, port) = match split_host_port(req.target) {
-        Ok(hp) => hp,
-        Err(e) => {
-            rec.fail(FailureReason::Config, e);
-            return false;
-        }
-    };
-    let Some(ip) = resolve_target(&env.resolver, host, IpProtocol::Ip6, true, rec).await else {
+    let Some(at) =
+        resolve_endpoint(env, req.target, split_host_port, IpProtocol::Ip6, true, rec).await
+    else {
         return false;
     };
     let start = Instant::now();
-    let stream = match super::tcp::connect(SocketAddr::new(ip, port), None, rec).await {
+    let stream = match dial_tcp(at.addr, None, rec).await {
         Some(s) => s,
         None => return false,
     };
@@ -132,7 +127,7 @@ pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecord
     let Some(policy) = policy else {
         return true;
     };
-    match verify_host_key(host, port, &policy, &key) {
+    match verify_host_key(at.host, at.addr.port(), &policy, &key) {
         Ok(()) => {
             rec.gauge(
                 "probe_ssh_host_key_match",

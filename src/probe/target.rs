@@ -21,6 +21,7 @@ fn check_unredacted(config: &Config, kind: ProberKind, target: &str) -> Result<(
     match kind {
         ProberKind::Tcp | ProberKind::Ssh => super::resolve::split_host_port(target).map(|_| ()),
         ProberKind::Http => super::http::parse_target(target).map(|_| ()),
+        ProberKind::Websocket => super::websocket::parse_target(target).map(|_| ()),
         // Credentials only ever go to servers named in the config: anything else is refused
         // before a connection is made.
         ProberKind::SshAudit => {
@@ -30,6 +31,7 @@ fn check_unredacted(config: &Config, kind: ProberKind, target: &str) -> Result<(
                 Err("not a configured server name (ssh_audit audits only servers listed under `servers:`)".into())
             }
         }
+        ProberKind::Unix if target.is_empty() => Err("no unix socket path".into()),
         _ => Ok(()),
     }
 }
@@ -38,10 +40,14 @@ fn check_unredacted(config: &Config, kind: ProberKind, target: &str) -> Result<(
 /// and for http the URL it will request: what the allow-list judges. `None` when the prober
 /// refuses the target anyway.
 pub fn endpoint(kind: ProberKind, target: &str) -> Option<(String, Option<url::Url>)> {
-    use super::{db, dns, grpc, http, resolve};
+    use super::{db, dns, grpc, http, resolve, websocket};
     let host = match kind {
         ProberKind::Http => {
             let url = http::parse_target(target).ok()?;
+            return Some((url.host_str()?.to_string(), Some(url)));
+        }
+        ProberKind::Websocket => {
+            let url = websocket::parse_target(target).ok()?;
             return Some((url.host_str()?.to_string(), Some(url)));
         }
         ProberKind::Tcp | ProberKind::Ssh => resolve::split_host_port(target).ok()?.0.to_string(),
@@ -50,7 +56,7 @@ pub fn endpoint(kind: ProberKind, target: &str) -> Option<(String, Option<url::U
         ProberKind::Postgres | ProberKind::Mysql | ProberKind::Redis | ProberKind::Mongodb => {
             db::parse_target(kind, target).ok()?.host
         }
-        ProberKind::Icmp | ProberKind::SshAudit => target.to_string(),
+        ProberKind::Icmp | ProberKind::SshAudit | ProberKind::Unix => target.to_string(),
     };
     Some((host, None))
 }

@@ -19,6 +19,7 @@ pub mod redis_server;
 pub mod redis_tls;
 pub mod slow_server;
 pub mod tools;
+pub mod websocket_server;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};

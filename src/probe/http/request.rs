@@ -5,8 +5,7 @@ use super::connection::{tls_name_of, Connection};
 use super::cookies::Cookies;
 use super::proxy::Proxy;
 use crate::config::HttpProbe;
-use crate::probe::ProbeRequest;
-use base64::Engine as _;
+use crate::probe::{credentials, ProbeRequest};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{
@@ -84,7 +83,9 @@ impl Template {
         for (name, sources) in &cfg.http_headers {
             let header = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| format!("http.http_headers: {name:?} is not a valid header name"))?;
-            for value in header_source_values(name, sources).await? {
+            for value in
+                credentials::header_source_values("http.http_headers", name, sources).await?
+            {
                 let mut v = HeaderValue::from_str(&value)
                     .map_err(|_| format!("http.http_headers: a value of {name} is not valid"))?;
                 v.set_sensitive(!sources.secrets.is_empty() || !sources.files.is_empty());
@@ -106,7 +107,7 @@ impl Template {
         }
         let body = match (&cfg.body, &cfg.body_file) {
             (Some(b), _) if !b.is_empty() => Bytes::from(b.clone()),
-            (_, Some(f)) => read_file(&f.0)
+            (_, Some(f)) => crate::probe::credentials::read_file(&f.0)
                 .await
                 .map(Bytes::from)
                 .map_err(|e| format!("http.body_file: cannot read {}: {e}", f.0.display()))?,
@@ -132,36 +133,9 @@ fn credentials(
     oauth2_token: Option<&str>,
 ) -> Result<Option<HeaderValue>, String> {
     let text = if let Some(b) = &cfg.basic_auth {
-        let user = match &b.username_file {
-            Some(f) => f
-                .read_secret()
-                .map_err(|e| format!("basic_auth.username_file: cannot read it: {e}"))?
-                .expose()
-                .to_string(),
-            None => b.username.clone(),
-        };
-        let pass = match (&b.password, &b.password_file) {
-            (Some(p), _) => p.expose().to_string(),
-            (None, Some(f)) => f
-                .read_secret()
-                .map_err(|e| format!("basic_auth.password_file: cannot read it: {e}"))?
-                .expose()
-                .to_string(),
-            (None, None) => String::new(),
-        };
-        Some(basic(&user, &pass))
+        Some(credentials::basic_auth(b)?)
     } else if let Some(a) = &cfg.authorization {
-        let kind = a.kind.as_deref().unwrap_or("Bearer");
-        let cred = match (&a.credentials, &a.credentials_file) {
-            (Some(c), _) => c.expose().to_string(),
-            (None, Some(f)) => f
-                .read_secret()
-                .map_err(|e| format!("authorization.credentials_file: cannot read it: {e}"))?
-                .expose()
-                .to_string(),
-            (None, None) => String::new(),
-        };
-        Some(format!("{kind} {cred}"))
+        Some(credentials::authorization(a)?)
     } else if let Some(t) = &cfg.bearer_token {
         Some(format!("Bearer {}", t.expose()))
     } else if let Some(f) = &cfg.bearer_token_file {
@@ -175,7 +149,7 @@ fn credentials(
         let user = percent_encoding::percent_decode_str(target.username()).decode_utf8_lossy();
         let pass = percent_encoding::percent_decode_str(target.password().unwrap_or(""))
             .decode_utf8_lossy();
-        Some(basic(&user, &pass))
+        Some(credentials::basic(&user, &pass))
     } else {
         None
     };
@@ -192,13 +166,6 @@ fn credentials(
             })
     })
     .transpose()
-}
-
-fn basic(user: &str, pass: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-    )
 }
 
 /// One request of the probe: the first, or one after a redirect.
@@ -358,44 +325,6 @@ fn authority_of(url: &Url) -> String {
         Some(p) => format!("{host}:{p}"),
         None => host.to_string(),
     }
-}
-
-/// The values of one `http_headers` entry in Prometheus' order: values, secrets, then each
-/// file's content without surrounding white space (read now, so rotated files apply).
-async fn header_source_values(
-    name: &str,
-    sources: &crate::config::HeaderSources,
-) -> Result<Vec<String>, String> {
-    let mut out = sources.values.clone();
-    out.extend(sources.secrets.iter().map(|s| s.expose().to_string()));
-    for file in &sources.files {
-        let text = read_file(file)
-            .await
-            .and_then(|b| {
-                String::from_utf8(b).map_err(|_| {
-                    std::io::Error::new(std::io::ErrorKind::InvalidData, "not valid UTF-8 text")
-                })
-            })
-            .map_err(|e| {
-                format!(
-                    "http.http_headers.{name}: cannot read {}: {e}",
-                    file.display()
-                )
-            })?;
-        out.push(text.trim().to_string());
-    }
-    Ok(out)
-}
-
-/// A file the module names, read off the runtime's threads and capped as config files are.
-async fn read_file(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
-    use crate::config::bounded_read::{read_bounded, FIFO_WAIT};
-    let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        read_bounded(&path, crate::config::MAX_CONFIG_BYTES, FIFO_WAIT)
-    })
-    .await
-    .unwrap_or_else(|e| Err(std::io::Error::other(e)))
 }
 
 #[cfg(test)]
