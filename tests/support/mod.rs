@@ -7,6 +7,7 @@ pub mod blackbox;
 pub mod certs;
 pub mod child_server;
 pub mod chromium;
+pub mod compat;
 pub mod db;
 pub mod dnsmasq;
 pub mod ferretdb;
@@ -16,6 +17,7 @@ pub mod line_server;
 pub mod prometheus;
 pub mod redis_server;
 pub mod redis_tls;
+pub mod script_server;
 pub mod slow_server;
 pub mod tools;
 
