@@ -58,6 +58,7 @@ async fn blackbox_0_28_shipped_and_example_modules_load_and_probe_local_servers(
 
     let http = HttpServer::start().await;
     let https = HttpServer::start_tls(&pki.valid, true).await;
+    let h3 = support::h3_server::H3Server::start(&pki.valid).await;
     let proxy = TestProxy::start().await;
     let dns = support::dnsmasq::Dnsmasq::start();
     let grpc_tls =
@@ -207,7 +208,7 @@ async fn blackbox_0_28_shipped_and_example_modules_load_and_probe_local_servers(
 
     // The modules not yet probed here, each with what it waits for (kept honest: a module of
     // blackbox's files that is neither probed nor listed here fails the test).
-    let not_probed: &[(&str, &str)] = &[("http_3xx", "an HTTP/3 server of the test's own")];
+    let not_probed: &[(&str, &str)] = &[];
 
     let tcp = http.addr.to_string();
     let cases: Vec<(&str, String)> = vec![
@@ -223,6 +224,7 @@ async fn blackbox_0_28_shipped_and_example_modules_load_and_probe_local_servers(
         ("irc_banner", irc.target.clone()),
         ("icmp", "127.0.0.1".into()),
         ("icmp_ttl5", "127.0.0.1".into()),
+        ("http_3xx", h3.url("/")),
         ("postgresql_shipped", postgres.target.clone()),
         // example.yml
         ("http_2xx_example", http.url("/download")),
