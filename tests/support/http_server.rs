@@ -4,7 +4,9 @@
 //! Routes: `/` (200 "hello world\n"), `/status/<code>`, `/redirect/<n>` (302 to `/redirect/<n-1>`,
 //! 200 at 0), `/goto/<host:port/path>` (302 to that http:// URL), `/login` (302 setting a cookie
 //! that `/needs-cookie` requires), `/echo` (method, headers and body back as text), `/gzip` (gzip-encoded text), `/br` (the same text brotli-encoded),
-//! `/big/<n>` (n bytes), `/headers` (X-Test, two X-Multi values, Last-Modified), `/token` (an OAuth2 token endpoint).
+//! `/big/<n>` (n bytes), `/headers` (X-Test, two X-Multi values, Last-Modified), `/token` (an OAuth2 token endpoint),
+//! `/download` (a download page that allows cross-origin use from example.com, what blackbox's
+//! `http_2xx_example` checks for), `/example.json` (the JSON body its `http_json_cel_match` expects).
 
 use super::certs::Leaf;
 use bytes::Bytes;
@@ -265,6 +267,18 @@ pub fn respond(req: Request<Bytes>, seen: &Mutex<Vec<Recorded>>) -> Response<Ful
                 text(401, "{\"error\":\"invalid_client\"}")
             }
         }
+        ["example.json"] => Response::builder()
+            .header("Content-Type", "application/json")
+            .body(Full::new(Bytes::from_static(
+                br#"{ "foo": "bar", "baz": "qux" }"#,
+            )))
+            .unwrap(),
+        ["download"] => Response::builder()
+            .header("Access-Control-Allow-Origin", "example.com")
+            .body(Full::new(Bytes::from_static(
+                b"Download the latest version here\n",
+            )))
+            .unwrap(),
         ["headers"] => Response::builder()
             .header("X-Test", "alpha")
             .header("X-Multi", "one")
