@@ -390,3 +390,67 @@ async fn database_drivers_connect_to_the_checked_address() {
         assert!(body.contains("probe_success 1"), "{module}: {body}");
     }
 }
+
+/// The mongodb driver, plain, is pinned like the others: FerretDB reached through `localhost.`,
+/// a name only our resolver knows, so only a driver handed the checked address connects.
+#[tokio::test]
+async fn the_mongodb_driver_connects_to_the_checked_address() {
+    let ferret = support::ferretdb::FerretDb::start();
+    let port = ferret.address().rsplit(':').next().unwrap().to_string();
+    let ex = Exporter::start(
+        "web:\n  allowed_targets: [\"127.0.0.0/8\"]\nmodules:\n  mg:\n    prober: mongodb\n    timeout: 5s\n",
+    )
+    .await;
+    let body = ex.debug_probe("mg", &format!("localhost.:{port}")).await;
+    assert!(body.contains("at the checked address 127.0.0.1"), "{body}");
+    assert!(body.contains("probe_success 1"), "{body}");
+}
+
+/// Over TLS, redis-rs and the mongodb driver need the name to connect and look it up again
+/// themselves, so an address range cannot hold them to the address checked (TTL 0 rebinding):
+/// such a name is refused unless the allow-list names it; by name, or by IP literal, it is
+/// probed.
+#[tokio::test]
+async fn drivers_that_resolve_names_themselves_need_the_name_allowed() {
+    let (listener, hits) = counting_listener("127.0.0.1").await;
+    let port = listener.port();
+    let module = |name: &str, prober: &str, list: &str| {
+        format!("  {name}:\n    prober: {prober}\n    timeout: 2s\n    allowed_targets: [{list}]\n    {prober}:\n      tls: true\n")
+    };
+    let ex = Exporter::start(&format!(
+        "modules:\n{}{}{}{}",
+        module("redis_range", "redis", "\"127.0.0.0/8\""),
+        module("mongo_range", "mongodb", "\"127.0.0.0/8\""),
+        module("redis_name", "redis", "\"localhost\""),
+        module("mongo_name", "mongodb", "\"localhost\""),
+    ))
+    .await;
+    for m in ["redis_range", "mongo_range"] {
+        let (status, body) = ex.probe(m, &format!("localhost:{port}")).await;
+        assert_eq!(status, 403, "{m}: {body}");
+        assert!(body.contains("host pattern"), "{m}: {body}");
+    }
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "a refused target was connected to"
+    );
+    // An IP literal in the range needs no lookup: it is probed (and fails the TLS handshake
+    // with this listener, which only counts).
+    for m in ["redis_range", "mongo_range"] {
+        let (status, body) = ex.probe(m, &format!("127.0.0.1:{port}")).await;
+        assert_eq!(status, 200, "{m}: {body}");
+        assert_eq!(metric_value(&body, "probe_success"), Some(0.0), "{m}");
+    }
+    let after_literals = hits.load(Ordering::SeqCst);
+    assert!(after_literals >= 2, "IP literals were not probed");
+    // Allowed by name, the driver may resolve it itself.
+    for m in ["redis_name", "mongo_name"] {
+        let (status, body) = ex.probe(m, &format!("localhost:{port}")).await;
+        assert_eq!(status, 200, "{m}: {body}");
+    }
+    assert!(
+        hits.load(Ordering::SeqCst) > after_literals,
+        "names were not probed"
+    );
+}

@@ -211,10 +211,14 @@ pub fn target_or_fail(kind: ProberKind, target: &str, rec: &mut ProbeRecorder) -
 /// themselves, so where only address ranges allow the target, every address the name has now
 /// must be allowed, and the driver is pinned to the first of them (`pinned`), so it connects to
 /// the address checked rather than to whatever the name answers next (DNS rebinding, TTL 0).
-/// A name or URL pattern, or an allowed IP literal, needs no pin.
+/// A name or URL pattern, or an allowed IP literal, needs no pin. A driver that cannot be
+/// pinned (`pinnable: false`: it needs the name to connect, as redis-rs and the mongodb driver
+/// over TLS do) is only given a name the allow-list approves by name: it would look the name
+/// up again itself, and a range could not hold it there.
 pub async fn checked_target(
     kind: ProberKind,
     target: &str,
+    pinnable: bool,
     env: &ProbeEnv,
     rec: &mut ProbeRecorder,
 ) -> Option<DbTarget> {
@@ -222,6 +226,22 @@ pub async fn checked_target(
     let access = allow::current();
     if access.allows_unresolved(&t.host) {
         return Some(t);
+    }
+    let ip_literal = t
+        .host
+        .trim_matches(['[', ']'])
+        .parse::<std::net::IpAddr>()
+        .is_ok();
+    if !pinnable && !ip_literal {
+        rec.fail(
+            FailureReason::Denied,
+            format!(
+                "{}: over TLS the {} driver looks this name up again itself, so an address range cannot hold it to the address checked; allow the name with a host pattern, or probe the IP address",
+                t.host,
+                kind.as_str()
+            ),
+        );
+        return None;
     }
     let addrs = match env.resolver.lookup(&t.host).await {
         Ok(a) => a,

@@ -33,7 +33,9 @@ pub const APP_NAME: &str = "siembox-exporter";
 pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecorder) -> bool {
     let default_cfg = MongoProbe::default();
     let cfg = req.module.mongodb.as_ref().unwrap_or(&default_cfg);
-    let Some(target) = db::checked_target(ProberKind::Mongodb, req.target, env, rec).await else {
+    let Some(target) =
+        db::checked_target(ProberKind::Mongodb, req.target, !cfg.tls, env, rec).await
+    else {
         return false;
     };
     let password = match db::password(&cfg.password, &cfg.password_file, &cfg.password_env) {
@@ -202,8 +204,14 @@ pub fn client_options(
     selection_timeout: Duration,
 ) -> ClientOptions {
     let mut opts = ClientOptions::default();
+    // The checked address when pinned (plain connections only: over TLS the driver needs the
+    // name, and `checked_target` only lets a name through that the allow-list names).
+    let host = match target.pinned {
+        Some(ip) if !cfg.tls => ip.to_string(),
+        _ => target.host.clone(),
+    };
     opts.hosts = vec![ServerAddress::Tcp {
-        host: target.host.clone(),
+        host,
         port: Some(target.port),
     }];
     opts.direct_connection = Some(true);

@@ -19,7 +19,8 @@ pub type MysqlPool = ManagedPool<MysqlManager>;
 pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecorder) -> bool {
     let default_cfg = MysqlProbe::default();
     let cfg = req.module.mysql.as_ref().unwrap_or(&default_cfg);
-    let Some(target) = db::checked_target(ProberKind::Mysql, req.target, env, rec).await else {
+    let Some(target) = db::checked_target(ProberKind::Mysql, req.target, true, env, rec).await
+    else {
         return false;
     };
     let password = match db::password(&cfg.password, &cfg.password_file, &cfg.password_env) {

@@ -27,7 +27,8 @@ pub type PgPool = ManagedPool<PgManager>;
 pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecorder) -> bool {
     let default_cfg = PostgresProbe::default();
     let cfg = req.module.postgres.as_ref().unwrap_or(&default_cfg);
-    let Some(target) = db::checked_target(ProberKind::Postgres, req.target, env, rec).await else {
+    let Some(target) = db::checked_target(ProberKind::Postgres, req.target, true, env, rec).await
+    else {
         return false;
     };
     let password = match db::password(&cfg.password, &cfg.password_file, &cfg.password_env) {

@@ -20,7 +20,8 @@ pub type RedisPool = ManagedPool<RedisManager>;
 pub async fn probe(req: &ProbeRequest<'_>, env: &ProbeEnv, rec: &mut ProbeRecorder) -> bool {
     let default_cfg = RedisProbe::default();
     let cfg = req.module.redis.as_ref().unwrap_or(&default_cfg);
-    let Some(target) = db::checked_target(ProberKind::Redis, req.target, env, rec).await else {
+    let Some(target) = db::checked_target(ProberKind::Redis, req.target, !cfg.tls, env, rec).await
+    else {
         return false;
     };
     let password = match db::password(&cfg.password, &cfg.password_file, &cfg.password_env) {
