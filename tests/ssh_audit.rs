@@ -1330,3 +1330,109 @@ sleep 0.2; grep -qsx auditd /proc/[0-9]*/comm"
     assert_eq!(v.status("empty_passwords"), "unknown", "{}", v.body);
     assert!(v.detail("empty_passwords").contains("needs root"));
 }
+
+/// `sudo: true` with the shipped `examples/sudoers-siembox-audit`, through real sudo: installed
+/// only in the audited namespace (a tmpfs over /etc/sudoers.d there; this machine's sudoers are
+/// untouched), for the test's user and with the test sshd's own `-f` file added, as the file's
+/// comment tells operators (sudo refuses a world-writable /etc/sudoers.d, so the tmpfs is 755). First without the file (sudo refuses: the same unknowns as without
+/// sudo), then with it: the effective settings come from `sshd -T` despite a drop-in the user
+/// cannot read, and `passwd -S -a` finds the account the test gave an empty password.
+#[tokio::test]
+async fn sudo_with_the_shipped_sudoers_reads_what_only_root_can() {
+    assert!(
+        Path::new("/usr/bin/sudo").exists(),
+        "sudo is missing: run scripts/test-prerequisites"
+    );
+    let f = fixture();
+    let user = TempUser::create("sudo");
+    let conf_d = tempfile::tempdir().unwrap();
+    let drop_in = write(
+        conf_d.path(),
+        "10-hard.conf",
+        "PermitRootLogin no\nPasswordAuthentication no\n",
+    );
+    chmod("755", conf_d.path());
+    chmod("600", &drop_in);
+    let sshd = Sshd::start_isolated(
+        SshdOptions {
+            authorized: vec![f.client.public_line.clone()],
+            ..Default::default()
+        },
+        &format!("Include {}/*.conf\n", conf_d.path().display()),
+    );
+    chmod("755", &sshd.dir);
+    chmod("644", &sshd.config);
+    chmod("644", &sshd.dir.join("authorized_keys"));
+    let config = audit_config(&f, &sshd, &user.name)
+        .replace("      checks:", "      sudo: true\n      checks:");
+    assert!(config.contains("sudo: true"));
+    let ex = Exporter::start(&config).await;
+
+    // The server's accounts: one more, without a password.
+    let state = tempfile::tempdir().unwrap();
+    chmod("755", state.path());
+    let d = state.path().display();
+    let nopw = format!("sbxnopw{}", std::process::id());
+    sshd.inside(&format!(
+        "set -e
+cp /etc/passwd {d}/passwd && echo '{nopw}:x:4242:4242::/:/bin/sh' >> {d}/passwd
+cp /etc/shadow {d}/shadow && echo '{nopw}::19000:0:99999:7:::' >> {d}/shadow && chmod 600 {d}/shadow
+mount --bind {d}/passwd /etc/passwd && mount --bind {d}/shadow /etc/shadow"
+    ));
+
+    let v = Verdicts::of(&ex, "box").await;
+    assert_eq!(
+        v.status("ssh_root_login"),
+        "unknown",
+        "no sudoers yet: {}",
+        v.body
+    );
+    assert_eq!(v.status("empty_passwords"), "unknown", "{}", v.body);
+
+    let sudoers = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/sudoers-siembox-audit"
+    ))
+    .unwrap();
+    let sudoers = sudoers
+        .replace("Defaults:audit ", &format!("Defaults:{} ", user.name))
+        .replace("\naudit ALL=", &format!("\n{} ALL=", user.name))
+        .replace(
+            "/usr/sbin/sshd -T -f /etc/ssh/sshd_config, \\\n",
+            &format!(
+                "/usr/sbin/sshd -T -f /etc/ssh/sshd_config, \\\n                           /usr/sbin/sshd -T -f {}, \\\n",
+                sshd.config.display()
+            ),
+        );
+    assert!(sudoers.contains(&format!("\n{} ALL=", user.name)));
+    assert!(sudoers.contains(&sshd.config.display().to_string()));
+    let file = write(state.path(), "siembox-audit", &sudoers);
+    let check = std::process::Command::new("visudo")
+        .arg("-cf")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "visudo: {check:?}");
+    sshd.inside(&format!(
+        "set -e
+mount -t tmpfs -o mode=755 siembox-test-sudoers /etc/sudoers.d
+install -m 440 {} /etc/sudoers.d/siembox-audit",
+        file.display()
+    ));
+
+    let v = Verdicts::of(&ex, "box").await;
+    assert_eq!(v.status("ssh_root_login"), "pass", "{}", v.body);
+    assert!(
+        v.detail("ssh_root_login").contains("sshd -T"),
+        "{}",
+        v.detail("ssh_root_login")
+    );
+    assert_eq!(v.status("ssh_password_auth"), "pass", "{}", v.body);
+    assert_eq!(v.value("ssh_port"), Some(f64::from(sshd.port)));
+    assert_eq!(v.status("empty_passwords"), "fail", "{}", v.body);
+    assert!(
+        v.detail("empty_passwords").contains(&nopw),
+        "{}",
+        v.detail("empty_passwords")
+    );
+}
