@@ -148,7 +148,7 @@ impl Layout {
         } else {
             "/bin/dash"
         };
-        pre += &format!("exec {shell} -s -- - 1 0 0\n");
+        pre += &format!("exec {shell} -s -- - updates 0\n");
         let mut child = Command::new("unshare")
             .args([
                 "--mount",

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 
 fn run(shell: &str, path: Option<&str>) -> String {
     let mut cmd = Command::new(shell);
-    cmd.args(["-s", "--", "-", "0", "0"]);
+    cmd.args(["-s", "--", "-", "-", "0"]);
     if let Some(p) = path {
         cmd.env_clear().env("PATH", p);
     }
@@ -92,7 +92,7 @@ fn runs_under_busybox_ash_with_busybox_tools() {
 fn cached_boot_id_skips_static_facts() {
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
     let mut child = Command::new("/bin/sh")
-        .args(["-s", "--", boot.trim(), "0", "0"])
+        .args(["-s", "--", boot.trim(), "-", "0"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

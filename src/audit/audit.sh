@@ -1,15 +1,17 @@
-# siembox VPS audit: one POSIX sh script, read from stdin by `sh -s -- BOOT_ID UPDATES SUID SUDO`.
+# siembox VPS audit: one POSIX sh script, read from stdin by `sh -s -- BOOT_ID HEAVY SUDO`.
 # BOOT_ID: the boot id the exporter cached static facts for ("-" for none); static facts are
-# printed only when the boot id differs. UPDATES / SUID: 1 to run that heavy section this time.
+# printed only when the boot id differs. HEAVY: the heavy sections to run this time, comma-
+# separated (`updates,suid`; "-" for none), as the exporter's check table schedules them.
 # SUDO: 1 when examples/sudoers-siembox-audit is installed (read-only commands via `sudo -n`).
 # Every section starts with a "==siembox:NAME==" line; a missing tool prints "missing", never fails.
 # Runs on dash, bash and busybox ash; everything else is optional.
 export LC_ALL=C PATH="$PATH:/usr/sbin:/sbin:/usr/bin:/bin"
 cached_boot="${1:--}"
-run_updates="${2:-0}"
-run_suid="${3:-0}"
-use_sudo="${4:-0}"
+heavy=",${2:--},"
+use_sudo="${3:-0}"
 have() { command -v "$1" >/dev/null 2>&1; }
+# Whether the heavy section $1 runs this time.
+wants() { case "$heavy" in *",$1,"*) return 0 ;; esac; return 1; }
 # A read-only command as root: directly when root, with `sudo -n` when allowed, else it fails.
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"
@@ -144,7 +146,7 @@ if have systemctl; then
 fi
 if have apk; then echo "apk=present"; fi
 
-if [ "$run_updates" = 1 ]; then
+if wants updates; then
   section updates
   if have apt-get; then
     echo "manager=apt"
@@ -316,7 +318,7 @@ if [ -d /sys/kernel/security/apparmor ]; then
 fi
 if have getenforce; then echo "getenforce=$(getenforce 2>/dev/null)"; fi
 
-if [ "$run_suid" = 1 ]; then
+if wants suid; then
   section suid
   # Local filesystems only: network and pseudo filesystems are skipped, each mount is not crossed;
   # a tmpfs without nosuid can hold SUID programs too. What find cannot read makes the scan

@@ -320,8 +320,9 @@ impl Auditor {
             checks: &cfg.checks,
         };
         let key = (module_name.to_string(), target.name.clone());
-        let (cached_boot, run_updates, run_suid) = self.plan(&key, &rules);
-        let command = sections::command(cached_boot.as_deref(), run_updates, run_suid, cfg.sudo);
+        let (cached_boot, due) = self.plan(&key, &rules);
+        let sections_due: Vec<&str> = due.iter().map(|(_, section)| *section).collect();
+        let command = sections::command(cached_boot.as_deref(), &sections_due, cfg.sudo);
         // A pooled connection may have died since its last use; that shows only when used, so
         // one failure on a reused connection is retried on a fresh one.
         let mut tries = 0;
@@ -363,7 +364,8 @@ impl Auditor {
             );
         }
         let mut findings = checks::evaluate(&s, &rules);
-        let (os, kernel) = self.remember(key, &s, &rules, &mut findings, (run_updates, run_suid));
+        let ran: Vec<&str> = due.iter().map(|(owner, _)| *owner).collect();
+        let (os, kernel) = self.remember(key, &s, &rules, &mut findings, &ran);
         findings.sort_by_key(|f| checks::CHECKS.iter().position(|c| c.name == f.check));
         AuditOutcome {
             server: target.name.clone(),
@@ -381,36 +383,42 @@ impl Auditor {
         }
     }
 
-    /// Which boot id the static facts are cached for, and which heavy sections are due.
-    fn plan(&self, key: &(String, String), rules: &Rules<'_>) -> (Option<String>, bool, bool) {
+    /// Which boot id the static facts are cached for, and which heavy checks are due (each
+    /// with its script section), from the check table.
+    fn plan(
+        &self,
+        key: &(String, String),
+        rules: &Rules<'_>,
+    ) -> (Option<String>, Vec<(&'static str, &'static str)>) {
         let state = self.state.lock();
         let st = state.get(key);
         let settings = settings_of(rules);
         let regrade = st.is_some_and(|s| s.settings != settings);
-        let due = |check: &'static str| {
-            if !rules.enabled(check) {
-                return false;
-            }
-            let every = rules.interval(check);
-            regrade
-                || st
-                    .and_then(|s| s.heavy.get(check))
-                    .is_none_or(|(at, _)| at.elapsed() >= every)
-        };
+        let due = checks::heavy_sections()
+            .filter(|(c, _)| rules.enabled(c.name))
+            .filter(|(c, _)| {
+                regrade
+                    || st
+                        .and_then(|s| s.heavy.get(c.name))
+                        .is_none_or(|(at, _)| at.elapsed() >= rules.interval(c.name))
+            })
+            .map(|(c, section)| (c.name, section))
+            .collect();
         let boot = st
             .filter(|s| s.facts.is_some())
             .and_then(|s| s.boot_id.clone());
-        (boot, due("pending_updates"), due("suid_files"))
+        (boot, due)
     }
 
     /// Updates the per-server caches from this output and fills in cached heavy findings.
+    /// `ran`: the heavy checks (section owners) whose sections ran this time.
     fn remember(
         &self,
         key: (String, String),
         s: &Sections<'_>,
         rules: &Rules<'_>,
         findings: &mut Vec<Finding>,
-        (ran_updates, ran_suid): (bool, bool),
+        ran: &[&'static str],
     ) -> (String, String) {
         let mut state = self.state.lock();
         let st = state.entry(key).or_default();
@@ -427,36 +435,19 @@ impl Auditor {
             st.boot_id = boot;
         }
         let now = Instant::now();
-        let pick = |names: &[&str], f: &[Finding]| -> Vec<Finding> {
-            f.iter()
-                .filter(|x| names.contains(&x.check))
-                .cloned()
-                .collect()
-        };
-        if ran_updates {
-            st.heavy.insert(
-                "pending_updates",
-                (
-                    now,
-                    pick(&["pending_updates", "security_updates"], findings),
-                ),
-            );
-        } else if let Some((_, cached)) = st
-            .heavy
-            .get("pending_updates")
-            .filter(|_| rules.enabled("pending_updates"))
-        {
-            extend_missing(findings, cached);
-        }
-        if ran_suid {
-            st.heavy
-                .insert("suid_files", (now, pick(&["suid_files"], findings)));
-        } else if let Some((_, cached)) = st
-            .heavy
-            .get("suid_files")
-            .filter(|_| rules.enabled("suid_files"))
-        {
-            extend_missing(findings, cached);
+        for (owner, _) in checks::heavy_sections() {
+            let owner = owner.name;
+            if ran.contains(&owner) {
+                let graded = checks::graded_with(owner);
+                let mine = findings
+                    .iter()
+                    .filter(|f| graded.contains(&f.check))
+                    .cloned()
+                    .collect();
+                st.heavy.insert(owner, (now, mine));
+            } else if let Some((_, cached)) = st.heavy.get(owner).filter(|_| rules.enabled(owner)) {
+                extend_missing(findings, cached);
+            }
         }
         st.facts
             .clone()

@@ -6,23 +6,29 @@ use std::collections::HashMap;
 /// The script, sent on stdin to `sh -s`.
 pub const SCRIPT: &str = include_str!("audit.sh");
 
-/// The command that runs the script: cached boot id ("-" for none), the heavy-section flags and
-/// whether it may use `sudo -n`.
-pub fn command(cached_boot_id: Option<&str>, updates: bool, suid: bool, sudo: bool) -> String {
+/// The command that runs the script: cached boot id ("-" for none), the heavy sections to run
+/// this time (comma-separated, "-" for none) and whether it may use `sudo -n`.
+pub fn command(cached_boot_id: Option<&str>, heavy: &[&str], sudo: bool) -> String {
     // The boot id is echoed back by the server; keep only its own characters so nothing else
-    // can reach the remote shell.
+    // can reach the remote shell (section names come from the check table, the same rule
+    // keeps them plain words).
     let boot: String = cached_boot_id
         .unwrap_or("-")
         .chars()
         .filter(|c| c.is_ascii_hexdigit() || *c == '-')
         .collect();
     let boot = if boot.is_empty() { "-".into() } else { boot };
-    format!(
-        "sh -s -- {boot} {} {} {}",
-        u8::from(updates),
-        u8::from(suid),
-        u8::from(sudo)
-    )
+    let heavy: Vec<&str> = heavy
+        .iter()
+        .copied()
+        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .collect();
+    let heavy = if heavy.is_empty() {
+        "-".to_string()
+    } else {
+        heavy.join(",")
+    };
+    format!("sh -s -- {boot} {heavy} {}", u8::from(sudo))
 }
 
 /// Section name → its text (without the marker line).
@@ -96,10 +102,11 @@ mod tests {
 
     #[test]
     fn command_keeps_only_boot_id_characters() {
-        assert_eq!(command(None, true, false, false), "sh -s -- - 1 0 0");
+        assert_eq!(command(None, &["updates"], false), "sh -s -- - updates 0");
         assert_eq!(
-            command(Some("ab-12; rm -rf /"), false, true, true),
-            "sh -s -- ab-12-f 0 1 1"
+            command(Some("ab-12; rm -rf /"), &["updates", "suid", "x;y"], true),
+            "sh -s -- ab-12-f updates,suid 1"
         );
+        assert_eq!(command(None, &[], true), "sh -s -- - - 1");
     }
 }

@@ -67,7 +67,8 @@ pub enum Cost {
     /// Reads of /proc, /sys and small files, or one quick command: every audit.
     Light,
     /// Its script section runs only when due: every `checks.<name>.interval`, by default
-    /// `every_secs`, and again after a reboot.
+    /// `every_secs`, and again after a reboot. The audit schedules, asks the script for
+    /// (`wants SECTION` in audit.sh) and caches each section from this row alone.
     Heavy {
         section: &'static str,
         every_secs: u64,
@@ -217,6 +218,24 @@ pub const CHECKS: &[Check] = &[
 /// The row of a check, by name.
 pub fn check(name: &str) -> Option<&'static Check> {
     CHECKS.iter().find(|c| c.name == name)
+}
+
+/// The heavy checks that own their script section (the ones others share it through `switch`),
+/// with that section: what the audit schedules and caches.
+pub fn heavy_sections() -> impl Iterator<Item = (&'static Check, &'static str)> {
+    CHECKS.iter().filter_map(|c| match c.cost {
+        Cost::Heavy { section, .. } if c.switch == c.name => Some((c, section)),
+        _ => None,
+    })
+}
+
+/// The checks graded from `owner`'s heavy section: itself and those switched with it.
+pub fn graded_with(owner: &str) -> Vec<&'static str> {
+    CHECKS
+        .iter()
+        .filter(|c| c.switch == owner)
+        .map(|c| c.name)
+        .collect()
 }
 
 /// What the grading functions read: the sections, the module's rules, and what several checks
