@@ -10,6 +10,8 @@
 //! socket and websocket messages; `unix_connect` and `websocket_connect` are their bare
 //! connections (websocket: the HTTP upgrade included).
 //!
+//! `probe_path_concurrent` runs each of them 64 at a time (per-probe cost under load).
+//!
 //! Run: `cargo bench --bench probe_path`.
 
 #[allow(dead_code)]
@@ -83,8 +85,8 @@ async fn ping_lines<S: tokio::io::AsyncRead + tokio::io::AsyncWrite>(s: S) {
     }
 }
 
-async fn ping_tcp_server() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+async fn ping_tcp_server(ip: &str) -> SocketAddr {
+    let l = TcpListener::bind((ip, 0)).await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((s, _)) = l.accept().await {
@@ -132,8 +134,8 @@ async fn ping_websocket_server() -> SocketAddr {
 }
 
 /// Accepts and closes at once (what a tcp_connect probe needs).
-async fn closing_server() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+async fn closing_server(ip: &str) -> SocketAddr {
+    let l = TcpListener::bind((ip, 0)).await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((s, _)) = l.accept().await {
@@ -238,11 +240,11 @@ fn bench(c: &mut Criterion) {
     let yaml = CONFIG.replace("{ca}", &pki.ca_file.display().to_string());
     let config = Config::from_yaml_str(&yaml, "bench.yml").unwrap();
     let app = rt.block_on(async { App::new(config, None, AppOptions::default()) });
-    let tcp_target = rt.block_on(closing_server());
+    let tcp_target = rt.block_on(closing_server("127.0.0.1"));
     let http_target = rt.block_on(http_server(None));
     let https_target = rt.block_on(http_server(Some(pki.valid.acceptor(&[b"http/1.1"]))));
     let http3_target = rt.block_on(http3_server(&pki.valid));
-    let ping_tcp = rt.block_on(ping_tcp_server());
+    let ping_tcp = rt.block_on(ping_tcp_server("127.0.0.1"));
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("ping.sock");
     rt.block_on(ping_unix_server(socket.clone()));
@@ -310,7 +312,74 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    // Under load: CONCURRENT probes of one module at once, each to a target of its own (the
+    // same target would share one probe: single flight), tcp on 127.0.0.1 … 127.0.0.64, unix
+    // through a symlink each, the URL probers by path; the figure is per probe (throughput),
+    // next to the one-at-a-time cost above.
+    let ips: Vec<String> = (1..=CONCURRENT).map(|i| format!("127.0.0.{i}")).collect();
+    let many = |module: &str, targets: Vec<String>| -> (String, Vec<hyper::Request<()>>) {
+        let reqs = targets.iter().map(|t| probe_request(module, t)).collect();
+        (module.to_string(), reqs)
+    };
+    let by_path =
+        |base: &str| -> Vec<String> { (0..CONCURRENT).map(|i| format!("{base}p{i}")).collect() };
+    let closing: Vec<String> = ips
+        .iter()
+        .map(|ip| rt.block_on(closing_server(ip)).to_string())
+        .collect();
+    let pinging: Vec<String> = ips
+        .iter()
+        .map(|ip| rt.block_on(ping_tcp_server(ip)).to_string())
+        .collect();
+    let links: Vec<String> = (0..CONCURRENT)
+        .map(|i| {
+            let link = dir.path().join(format!("ping-{i}.sock"));
+            std::os::unix::fs::symlink(&socket, &link).unwrap();
+            link.display().to_string()
+        })
+        .collect();
+    let loaded = [
+        many("tcp_connect", closing),
+        many("http_2xx", by_path(&format!("http://{http_target}/"))),
+        many("https_2xx", by_path(&format!("https://{https_target}/"))),
+        many("http3_2xx", by_path(&format!("https://{http3_target}/"))),
+        many("tcp_query", pinging),
+        many("unix_query", links),
+        many("websocket_query", by_path(&ws_url)),
+    ];
+    for (module, reqs) in &loaded {
+        for req in reqs {
+            let body = rt.block_on(async {
+                let resp = siembox_exporter::server::probe_response(&app, req).await;
+                resp.into_body().collect().await.unwrap().to_bytes()
+            });
+            let body = String::from_utf8_lossy(&body);
+            assert!(
+                body.contains("probe_success 1"),
+                "{module} {}: {body}",
+                req.uri()
+            );
+        }
+    }
+    let mut group = c.benchmark_group("probe_path_concurrent");
+    group.throughput(Throughput::Elements(CONCURRENT as u64));
+    group.measurement_time(Duration::from_secs(5));
+    for (module, reqs) in &loaded {
+        group.bench_function(module.as_str(), |b| {
+            b.to_async(&rt).iter(|| {
+                futures::future::join_all(
+                    reqs.iter()
+                        .map(|r| siembox_exporter::server::probe_response(&app, r)),
+                )
+            })
+        });
+    }
+    group.finish();
 }
+
+/// Probes in flight at once in the `probe_path_concurrent` group.
+const CONCURRENT: usize = 64;
 
 criterion_group!(benches, bench);
 criterion_main!(benches);

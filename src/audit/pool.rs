@@ -28,11 +28,61 @@ pub struct PoolStats {
 }
 
 struct Conn {
-    session: Session,
+    /// Always `Some` until dropped (then closed in the background, see `Drop`).
+    session: Option<Session>,
     target: Arc<SshTarget>,
     last_used: Instant,
-    _permit: OwnedSemaphorePermit,
+    /// Always `Some` until dropped: freed only once the socket is closed.
+    permit: Option<OwnedSemaphorePermit>,
     _open: OpenGuard,
+}
+
+impl Conn {
+    fn new(
+        session: Session,
+        target: Arc<SshTarget>,
+        permit: OwnedSemaphorePermit,
+        stats: &Arc<PoolStats>,
+    ) -> Conn {
+        Conn {
+            session: Some(session),
+            target,
+            last_used: Instant::now(),
+            permit: Some(permit),
+            _open: OpenGuard::new(stats),
+        }
+    }
+
+    fn session(&self) -> &Session {
+        self.session
+            .as_ref()
+            .expect("a live connection has its session")
+    }
+}
+
+/// The slot of a dropped connection (evicted for another server, or failed mid-audit) frees only
+/// when its TCP socket has closed: dropping the handle ends russh's session task, which closes
+/// the socket a moment later, and a new connection opened in that moment would make
+/// `max_connections + 1` sockets on the servers' side.
+impl Drop for Conn {
+    fn drop(&mut self) {
+        let (Some(session), Some(permit)) = (self.session.take(), self.permit.take()) else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        rt.spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                let _ = session
+                    .disconnect(russh::Disconnect::ByApplication, "", "")
+                    .await;
+                let _ = session.await;
+            })
+            .await;
+            drop(permit);
+        });
+    }
 }
 
 /// Counts a connection as open for as long as it lives.
@@ -73,17 +123,16 @@ pub struct Lease {
 
 impl Lease {
     pub fn session(&self) -> &Session {
-        &self
-            .conn
+        self.conn
             .as_ref()
             .expect("lease holds a connection")
-            .session
+            .session()
     }
 
     /// Hands the connection back for reuse and wakes audits waiting for a connection.
     pub fn release(mut self) {
         if let Some(mut conn) = self.conn.take() {
-            if conn.session.is_closed() {
+            if conn.session().is_closed() {
                 return;
             }
             conn.last_used = Instant::now();
@@ -141,6 +190,7 @@ impl Pool {
     ) -> Result<Lease, ConnectError> {
         self.start_maintenance();
         let mut waiting: Option<Waiting<'_>> = None;
+        let mut evicted = false;
         let permit = loop {
             // Registered before looking, so a connection returned meanwhile is not missed.
             let returned = self.returned.notified();
@@ -152,7 +202,10 @@ impl Pool {
             if let Ok(p) = self.slots.clone().try_acquire_owned() {
                 break p;
             }
-            if self.evict_oldest_idle() {
+            // One eviction per checkout: its slot frees once its socket has closed (below, the
+            // wait for a slot), and evicting more meanwhile would empty the idle list.
+            if !evicted && self.evict_oldest_idle() {
+                evicted = true;
                 continue;
             }
             if waiting.is_none() {
@@ -179,13 +232,7 @@ impl Pool {
         };
         drop(waiting);
         let session = self.connect_with_retries(target, deadline).await?;
-        let conn = Conn {
-            session,
-            target: target.clone(),
-            last_used: Instant::now(),
-            _permit: permit,
-            _open: OpenGuard::new(&self.stats),
-        };
+        let conn = Conn::new(session, target.clone(), permit, &self.stats);
         Ok(self.lend(conn, false))
     }
 
@@ -204,7 +251,7 @@ impl Pool {
         let mut idle = self.idle.lock();
         let list = idle.get_mut(&target.endpoint())?;
         while let Some(conn) = list.pop() {
-            if !conn.session.is_closed() && conn.target.same_endpoint(target) {
+            if !conn.session().is_closed() && conn.target.same_endpoint(target) {
                 return Some(conn);
             }
         }
@@ -324,11 +371,11 @@ impl Pool {
         let mut dead: Vec<Arc<SshTarget>> = Vec::new();
         let mut alive = Vec::with_capacity(conns.len());
         for conn in conns {
-            let ok = !conn.session.is_closed()
-                && tokio::time::timeout(Duration::from_secs(5), conn.session.send_ping())
+            let ok = !conn.session().is_closed()
+                && tokio::time::timeout(Duration::from_secs(5), conn.session().send_ping())
                     .await
                     .is_ok_and(|r| r.is_ok())
-                && !conn.session.is_closed();
+                && !conn.session().is_closed();
             if ok {
                 alive.push(conn);
             } else {
@@ -353,13 +400,7 @@ impl Pool {
                 tokio::time::timeout_at(deadline, connect(&target, self.client.clone())).await
             {
                 self.stats.connect_success.fetch_add(1, Ordering::Relaxed);
-                let conn = Conn {
-                    session,
-                    target: target.clone(),
-                    last_used: Instant::now(),
-                    _permit: permit,
-                    _open: OpenGuard::new(&self.stats),
-                };
+                let conn = Conn::new(session, target.clone(), permit, &self.stats);
                 self.idle
                     .lock()
                     .entry(target.endpoint())
