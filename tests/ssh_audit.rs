@@ -866,13 +866,10 @@ async fn sshd_checks_grade_the_listening_sshds_not_etc_ssh() {
     );
 }
 
-/// As an ordinary user (no sudo): a drop-in the user cannot read leaves every setting it may
-/// set unknown, naming the file, instead of grading sshd's defaults; once readable, its
-/// `PermitRootLogin no` (which sshd -T confirms) is graded over the main file's later `yes`.
-#[tokio::test]
-async fn an_unreadable_sshd_drop_in_is_unknown_not_a_default() {
-    let f = fixture();
-    let user = TempUser::create("dropin");
+/// A namespaced sshd whose main file an ordinary user reads, with an `Include`d drop-in
+/// (`PermitRootLogin no`, `PasswordAuthentication no`) only root can read (mode 600). Returns
+/// the sshd, the drop-in's directory (keep it alive) and the drop-in's path.
+fn sshd_with_unreadable_drop_in(f: &Fixture) -> (Sshd, tempfile::TempDir, PathBuf) {
     let conf_d = tempfile::tempdir().unwrap();
     let drop_in = write(
         conf_d.path(),
@@ -892,6 +889,17 @@ async fn an_unreadable_sshd_drop_in_is_unknown_not_a_default() {
     chmod("755", &sshd.dir);
     chmod("644", &sshd.config);
     chmod("644", &sshd.dir.join("authorized_keys"));
+    (sshd, conf_d, drop_in)
+}
+
+/// As an ordinary user (no sudo): a drop-in the user cannot read leaves every setting it may
+/// set unknown, naming the file, instead of grading sshd's defaults; once readable, its
+/// `PermitRootLogin no` (which sshd -T confirms) is graded over the main file's later `yes`.
+#[tokio::test]
+async fn an_unreadable_sshd_drop_in_is_unknown_not_a_default() {
+    let f = fixture();
+    let user = TempUser::create("dropin");
+    let (sshd, _conf_d, drop_in) = sshd_with_unreadable_drop_in(&f);
     let truth = std::process::Command::new("/usr/sbin/sshd")
         .arg("-T")
         .arg("-f")
@@ -1334,8 +1342,8 @@ sleep 0.2; grep -qsx auditd /proc/[0-9]*/comm"
 /// `sudo: true` with the shipped `examples/sudoers-siembox-audit`, through real sudo: installed
 /// only in the audited namespace (a tmpfs over /etc/sudoers.d there; this machine's sudoers are
 /// untouched), for the test's user and with the test sshd's own `-f` file added, as the file's
-/// comment tells operators (sudo refuses a world-writable /etc/sudoers.d, so the tmpfs is 755). First without the file (sudo refuses: the same unknowns as without
-/// sudo), then with it: the effective settings come from `sshd -T` despite a drop-in the user
+/// comment tells operators (sudo refuses a world-writable /etc/sudoers.d, so the tmpfs is
+/// 755). First without the file (sudo refuses: the same unknowns as without sudo), then with it: the effective settings come from `sshd -T` despite a drop-in the user
 /// cannot read, and `passwd -S -a` finds the account the test gave an empty password.
 #[tokio::test]
 async fn sudo_with_the_shipped_sudoers_reads_what_only_root_can() {
@@ -1345,24 +1353,7 @@ async fn sudo_with_the_shipped_sudoers_reads_what_only_root_can() {
     );
     let f = fixture();
     let user = TempUser::create("sudo");
-    let conf_d = tempfile::tempdir().unwrap();
-    let drop_in = write(
-        conf_d.path(),
-        "10-hard.conf",
-        "PermitRootLogin no\nPasswordAuthentication no\n",
-    );
-    chmod("755", conf_d.path());
-    chmod("600", &drop_in);
-    let sshd = Sshd::start_isolated(
-        SshdOptions {
-            authorized: vec![f.client.public_line.clone()],
-            ..Default::default()
-        },
-        &format!("Include {}/*.conf\n", conf_d.path().display()),
-    );
-    chmod("755", &sshd.dir);
-    chmod("644", &sshd.config);
-    chmod("644", &sshd.dir.join("authorized_keys"));
+    let (sshd, _conf_d, _) = sshd_with_unreadable_drop_in(&f);
     let config = audit_config(&f, &sshd, &user.name)
         .replace("      checks:", "      sudo: true\n      checks:");
     assert!(config.contains("sudo: true"));
