@@ -866,6 +866,25 @@ async fn sshd_checks_grade_the_listening_sshds_not_etc_ssh() {
     );
 }
 
+/// Shell lines (for a `set -e` script run by `Sshd::inside`) that give the audited namespace an
+/// /etc of its own: a copy with `passwd` and `shadow` lines added, bind-mounted over the
+/// directory. Every write goes to the copy, never through /etc (the namespace has its own mounts
+/// but this machine's files), and the mount is made last. Bind-mounting copies over the files
+/// /etc/passwd and /etc/shadow would not hold: another test's `useradd` renames a new file over
+/// them, and the kernel then detaches such a mount in every namespace.
+fn own_etc(dir: &Path, passwd: &str, shadow: &str) -> String {
+    let etc = dir.join("etc");
+    format!(
+        "e={e}
+cp -a /etc \"$e\" 2>/dev/null || true  # lock files of a concurrent useradd may vanish mid-copy
+grep -q '^root:' \"$e/passwd\" && grep -q '^root:' \"$e/shadow\"
+echo '{passwd}' >> \"$e/passwd\"
+echo '{shadow}' >> \"$e/shadow\"
+mount --bind \"$e\" /etc",
+        e = etc.display()
+    )
+}
+
 /// A namespaced sshd whose main file an ordinary user reads, with an `Include`d drop-in
 /// (`PermitRootLogin no`, `PasswordAuthentication no`) only root can read (mode 600). Returns
 /// the sshd, the drop-in's directory (keep it alive) and the drop-in's path.
@@ -1260,14 +1279,17 @@ async fn hardening_checks_grade_the_states_the_test_sets() {
     let newer = format!("{}.{rest}", major.parse::<u32>().unwrap() + 1);
     sshd.inside(&format!(
         "set -e
-cp /etc/passwd {d}/passwd && echo 'toor:x:0:0:second root:/root:/bin/sh' >> {d}/passwd
-cp /etc/shadow {d}/shadow && echo 'toor::19000:0:99999:7:::' >> {d}/shadow && chmod 600 {d}/shadow
-mount --bind {d}/passwd /etc/passwd && mount --bind {d}/shadow /etc/shadow
+{etc}
 echo 0 > {d}/zero
 mount --bind {d}/zero /proc/sys/kernel/randomize_va_space
 mount --bind {d}/zero /proc/sys/net/ipv4/tcp_syncookies
 mount --bind /tmp /tmp && mount -o remount,bind,nosuid,noexec /tmp
-mount -t tmpfs boot /boot && touch /boot/vmlinuz-{release} /boot/vmlinuz-{newer}"
+mount -t tmpfs boot /boot && touch /boot/vmlinuz-{release} /boot/vmlinuz-{newer}",
+        etc = own_etc(
+            state.path(),
+            "toor:x:0:0:second root:/root:/bin/sh",
+            "toor::19000:0:99999:7:::"
+        )
     ));
     let v = Verdicts::of(&ex, "box").await;
     assert_eq!(
@@ -1362,13 +1384,15 @@ async fn sudo_with_the_shipped_sudoers_reads_what_only_root_can() {
     // The server's accounts: one more, without a password.
     let state = tempfile::tempdir().unwrap();
     chmod("755", state.path());
-    let d = state.path().display();
     let nopw = format!("sbxnopw{}", std::process::id());
     sshd.inside(&format!(
         "set -e
-cp /etc/passwd {d}/passwd && echo '{nopw}:x:4242:4242::/:/bin/sh' >> {d}/passwd
-cp /etc/shadow {d}/shadow && echo '{nopw}::19000:0:99999:7:::' >> {d}/shadow && chmod 600 {d}/shadow
-mount --bind {d}/passwd /etc/passwd && mount --bind {d}/shadow /etc/shadow"
+{etc}",
+        etc = own_etc(
+            state.path(),
+            &format!("{nopw}:x:4242:4242::/:/bin/sh"),
+            &format!("{nopw}::19000:0:99999:7:::")
+        )
     ));
 
     let v = Verdicts::of(&ex, "box").await;
