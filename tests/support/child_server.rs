@@ -36,6 +36,15 @@ impl ChildServer {
             .unwrap_or_else(|e| panic!("{} does not start: {e}", self.what));
         self.child = Some(child);
         super::wait_for_listener(self.port, self.what);
+        // A listener that is not ours (the port taken meanwhile) would let the test talk to
+        // another server: ours must still be running.
+        let exited = self.child.as_mut().map(|c| c.try_wait());
+        assert!(
+            matches!(exited, Some(Ok(None))),
+            "{} exited at start ({exited:?}): port {} is held by another process",
+            self.what,
+            self.port
+        );
     }
 
     pub fn pid(&self) -> u32 {

@@ -37,12 +37,23 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 /// A free TCP port on 127.0.0.1 (bound and released; fine for tests that start a server at once).
+/// Never the same port twice in one test process: two tests starting servers at the same moment
+/// could otherwise both be handed the port the kernel just released, and the second server,
+/// unable to bind, would leave its test talking to the first test's server.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut handed = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if !handed.contains(&port) {
+            handed.push(port);
+            return port;
+        }
+    }
 }
 
 /// Blocks until something accepts TCP connections on 127.0.0.1:`port`; panics after 10 s naming
