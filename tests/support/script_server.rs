@@ -52,14 +52,14 @@ impl ScriptServer {
     ) -> ScriptServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let target = listener.local_addr().unwrap().to_string();
+        let dialogue = Dialogue {
+            script,
+            acceptor,
+            implicit_tls,
+        };
         let task = tokio::spawn(async move {
             while let Ok((s, _)) = listener.accept().await {
-                tokio::spawn(serve(
-                    Box::new(s),
-                    script.clone(),
-                    acceptor.clone(),
-                    implicit_tls,
-                ));
+                dialogue.start(Box::new(s));
             }
         });
         ScriptServer {
@@ -90,14 +90,14 @@ impl ScriptServer {
         implicit_tls: bool,
     ) -> ScriptServer {
         let listener = UnixListener::bind(path).unwrap();
+        let dialogue = Dialogue {
+            script,
+            acceptor,
+            implicit_tls,
+        };
         let task = tokio::spawn(async move {
             while let Ok((s, _)) = listener.accept().await {
-                tokio::spawn(serve(
-                    Box::new(s),
-                    script.clone(),
-                    acceptor.clone(),
-                    implicit_tls,
-                ));
+                dialogue.start(Box::new(s));
             }
         });
         ScriptServer {
@@ -105,6 +105,24 @@ impl ScriptServer {
             task,
             _dir: None,
         }
+    }
+}
+
+/// What every connection of one server runs.
+struct Dialogue {
+    script: Vec<Step>,
+    acceptor: Option<TlsAcceptor>,
+    implicit_tls: bool,
+}
+
+impl Dialogue {
+    fn start(&self, stream: Box<dyn Stream>) {
+        tokio::spawn(serve(
+            stream,
+            self.script.clone(),
+            self.acceptor.clone(),
+            self.implicit_tls,
+        ));
     }
 }
 

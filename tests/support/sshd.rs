@@ -219,22 +219,20 @@ impl Sshd {
     /// Runs `script` with sh in the isolated sshd's mount namespace, so what it mounts (a tmpfs
     /// over /var/log, a full tmpfs) exists only on this "server" and goes with it.
     pub fn inside(&self, script: &str) {
-        let out = Command::new("nsenter")
-            .args(["-t", &self.namespace_init(), "-m", "sh", "-c", script])
-            .output()
-            .expect("nsenter runs");
-        assert!(
-            out.status.success(),
-            "{script}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.nsenter(&["-m"], script);
     }
 
     /// Runs `script` with sh in the isolated sshd's PID and mount namespaces: a process it starts
     /// in the background runs on this "server" only and ends with it.
     pub fn inside_pids(&self, script: &str) {
+        self.nsenter(&["-p", "-m"], script);
+    }
+
+    fn nsenter(&self, namespaces: &[&str], script: &str) {
         let out = Command::new("nsenter")
-            .args(["-t", &self.namespace_init(), "-p", "-m", "sh", "-c", script])
+            .args(["-t", &self.namespace_init()])
+            .args(namespaces)
+            .args(["sh", "-c", script])
             .stdin(Stdio::null())
             .output()
             .expect("nsenter runs");
